@@ -1,0 +1,24 @@
+{
+  "targets": [
+    {
+      "target_name": "instance_lock",
+      "sources": ["native/binding.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-O2"],
+      "xcode_settings": {
+        "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+        "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
+        "MACOSX_DEPLOYMENT_TARGET": "11.0"
+      },
+      "conditions": [
+        ["OS=='win'", {
+          "sources": ["native/lock_win.cc"],
+          "defines": ["UNICODE", "_UNICODE", "WIN32_LEAN_AND_MEAN"]
+        }, {
+          "sources": ["native/lock_posix.cc"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,587 @@
+// Unix primitives: open a lock file safely, flock it, re-check its identity,
+// read/write the holder record, probe without taking anything, and watch lock
+// files for release (Linux inotify on the libuv loop: no thread, no pool).
+//
+// Every call takes plain values and either returns a plain value or throws an
+// Error carrying errno/syscall/path; src/ decides what any of it means.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <napi.h>
+#include <uv.h>
+
+#if defined(__linux__)
+#include <sys/inotify.h>
+#include <sys/vfs.h>
+#else
+#include <sys/mount.h>
+#include <sys/param.h>
+#endif
+
+#include "platform.h"
+
+namespace instance_lock {
+
+const char* const kPlatform = "posix";
+
+void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path) {
+  Napi::Error e = Napi::Error::New(env, std::string(syscall) + " failed");
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  if (!path.empty()) e.Set("path", Napi::String::New(env, path));
+  e.ThrowAsJavaScriptException();
+}
+
+namespace {
+
+// O_NOFOLLOW: a symlink planted at the lock path is never followed.
+// O_CLOEXEC: a child process never inherits the lock by accident.
+// O_NONBLOCK: a FIFO planted at the lock path cannot make open() hang.
+constexpr int kOpenFlags = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+
+// Holder record: "IL1 <len:8 hex> <fnv1a32:8 hex>\n<json>". It is written at
+// offset 0 and never truncated (truncating to 0 and rewriting makes ext4
+// flush on close, ~60x the cost of the lock itself); bytes past `len` are
+// leftovers of a longer earlier record. The checksum lets a reader that
+// races the holder's write reject a torn record instead of believing it.
+constexpr size_t kHeaderLen = 22;
+constexpr size_t kMaxRecord = 64 * 1024;
+
+uint32_t Fnv1a(const char* p, size_t n) {
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < n; i++) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= 16777619u;
+  }
+  return h;
+}
+
+int OpenRetry(int dirfd, const char* name, int flags, mode_t mode) {
+  int fd;
+  do fd = openat(dirfd, name, flags, mode);
+  while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+int FlockRetry(int fd, int op) {
+  int r;
+  do r = flock(fd, op);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+struct OpenResult {
+  int fd = -1;
+  int err = 0;
+  const char* syscall = "open";
+  bool writable = false;
+};
+
+// Opens (creating if needed) the lock file `name` in the directory `dirfd`
+// (verified and pinned by src/, so it cannot be swapped for another after
+// the check; if it was deleted, creating in it fails with ENOENT and src/
+// sets the directory up again) and checks it is a plain file that nothing
+// else is linked to.
+OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, bool enforce_mode) {
+  OpenResult r;
+  int fd = OpenRetry(dirfd, name, O_RDWR | O_CREAT | kOpenFlags, mode);
+  if (fd < 0 && errno == EACCES) {
+    // fs.protected_regular: O_CREAT on a file another user owns in a sticky
+    // world-writable directory fails with EACCES even when the mode allows
+    // the open. Open the existing file without O_CREAT; if it isn't there,
+    // the directory itself refused us and that first EACCES is the answer.
+    fd = OpenRetry(dirfd, name, O_RDWR | kOpenFlags, 0);
+    if (fd < 0 && errno == EACCES) {
+      // Another user's file we may not write: flock works on a read-only
+      // descriptor, only the holder record cannot be written.
+      fd = OpenRetry(dirfd, name, O_RDONLY | kOpenFlags, 0);
+      if (fd >= 0) {
+        r.fd = fd;
+        r.writable = false;
+      }
+    } else if (fd >= 0) {
+      r.fd = fd;
+      r.writable = true;
+    }
+    if (fd < 0) {
+      r.err = errno == ENOENT ? EACCES : errno;
+      return r;
+    }
+  } else if (fd < 0) {
+    r.err = errno;
+    return r;
+  } else {
+    r.fd = fd;
+    r.writable = true;
+  }
+
+  struct stat st;
+  if (fstat(r.fd, &st) != 0) {
+    r.err = errno;
+    r.syscall = "fstat";
+  } else if (!S_ISREG(st.st_mode)) {
+    r.err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    r.syscall = "open";
+  } else if (st.st_nlink > 1) {
+    // A hard link planted at the lock path would make us write the holder
+    // record into someone else's file.
+    r.err = EMLINK;
+    r.syscall = "open";
+  } else if (enforce_mode && st.st_uid == geteuid() && (st.st_mode & 07777) != mode) {
+    // Machine scope: the creator's umask must not lock other users out.
+    // fchmod on the descriptor, never chmod by path.
+    if (fchmod(r.fd, mode) != 0) {
+      r.err = errno;
+      r.syscall = "fchmod";
+    }
+  }
+  if (r.err != 0) {
+    close(r.fd);
+    r.fd = -1;
+  }
+  return r;
+}
+
+enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
+
+// flock, then prove the descriptor still names the file `name`: between our
+// open and our flock a previous holder or a cleaner may have unlinked or
+// replaced it, and a lock on an orphaned inode excludes nobody.
+int LockFd(int fd, int dirfd, const char* name, bool writable, int* err, const char** syscall) {
+  if (FlockRetry(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK || errno == EAGAIN) return kHeld;
+    *err = errno;
+    *syscall = "flock";
+    return -1;
+  }
+  struct stat held, named;
+  if (fstat(fd, &held) != 0) {
+    *err = errno;
+    *syscall = "fstat";
+    FlockRetry(fd, LOCK_UN);
+    return -1;
+  }
+  if (fstatat(dirfd, name, &named, AT_SYMLINK_NOFOLLOW) != 0 || held.st_dev != named.st_dev || held.st_ino != named.st_ino ||
+      held.st_nlink == 0) {
+    FlockRetry(fd, LOCK_UN);
+    return kStale;
+  }
+#ifdef F_OFD_SETLK
+  // Linux: an open-file-description lock next to the flock, so inspectors can
+  // ask "is it held?" with F_OFD_GETLK, which takes nothing and so never
+  // makes a concurrent tryLock fail. flock and fcntl locks are independent
+  // on Linux; it vanishes with the descriptor, like the flock.
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = writable ? F_WRLCK : F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fcntl(fd, F_OFD_SETLK, &fl);
+#else
+  (void)writable;
+#endif
+  return kAcquired;
+}
+
+int WriteRecord(int fd, const std::string& json) {
+  char header[kHeaderLen + 1];
+  snprintf(header, sizeof header, "IL1 %08x %08x\n", static_cast<unsigned>(json.size()),
+           Fnv1a(json.data(), json.size()));
+  std::string buf;
+  buf.reserve(kHeaderLen + json.size());
+  buf.append(header, kHeaderLen);
+  buf.append(json);
+  size_t off = 0;
+  while (off < buf.size()) {
+    ssize_t n = pwrite(fd, buf.data() + off, buf.size() - off, static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+ssize_t PreadFull(int fd, char* buf, size_t len, off_t off) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, buf + got, len - got, off + static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(got);
+}
+
+// Returns true and the JSON text if a complete, intact record is there.
+bool ReadRecordOnce(int fd, std::string* out) {
+  char buf[4096];
+  ssize_t n = PreadFull(fd, buf, sizeof buf, 0);
+  if (n < static_cast<ssize_t>(kHeaderLen) || memcmp(buf, "IL1 ", 4) != 0 || buf[12] != ' ' ||
+      buf[21] != '\n')
+    return false;
+  unsigned len = 0, sum = 0;
+  if (sscanf(buf, "IL1 %8x %8x\n", &len, &sum) != 2 || len > kMaxRecord) return false;
+  out->assign(buf + kHeaderLen, std::min<size_t>(len, static_cast<size_t>(n) - kHeaderLen));
+  if (out->size() < len) {
+    size_t have = out->size();
+    out->resize(len);
+    ssize_t m = PreadFull(fd, &(*out)[have], len - have, static_cast<off_t>(kHeaderLen + have));
+    if (m != static_cast<ssize_t>(len - have)) return false;
+  }
+  return Fnv1a(out->data(), out->size()) == sum;
+}
+
+// A reader can land in the middle of the holder's pwrite; a torn record fails
+// its checksum and is read again.
+bool ReadRecord(int fd, std::string* out) {
+  for (int i = 0; i < 3; i++) {
+    if (ReadRecordOnce(fd, out)) return true;
+  }
+  return false;
+}
+
+Napi::Value RecordOrNull(Napi::Env env, int fd) {
+  std::string json;
+  if (ReadRecord(fd, &json)) return Napi::String::New(env, json);
+  return env.Null();
+}
+
+// open(dirfd, name, mode, enforceMode) -> [fd, writable]
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd = info[0].As<Napi::Number>().Int32Value();
+  std::string name = info[1].As<Napi::String>();
+  mode_t mode = info[2].As<Napi::Number>().Uint32Value();
+  bool enforce = info[3].As<Napi::Boolean>();
+  OpenResult r = OpenLockFile(dirfd, name.c_str(), mode, enforce);
+  if (r.fd < 0) {
+    ThrowSystemError(env, r.err, r.syscall, name);
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, r.fd));
+  out.Set(1u, Napi::Boolean::New(env, r.writable));
+  return out;
+}
+
+// lock(fd, dirfd, name, writable, record|null) -> 0 acquired | 1 held |
+// 2 stale (the descriptor no longer names the file: reopen). On 0 the record
+// has been written when `record` is a string and `writable`.
+Napi::Value Lock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int dirfd = info[1].As<Napi::Number>().Int32Value();
+  std::string name = info[2].As<Napi::String>();
+  bool writable = info[3].As<Napi::Boolean>();
+  int err = 0;
+  const char* syscall = "flock";
+  int state = LockFd(fd, dirfd, name.c_str(), writable, &err, &syscall);
+  if (state < 0) {
+    ThrowSystemError(env, err, syscall, name);
+    return env.Undefined();
+  }
+  if (state == kAcquired && writable && info[4].IsString()) {
+    WriteRecord(fd, info[4].As<Napi::String>());
+  }
+  return Napi::Number::New(env, state);
+}
+
+// acquire(dirfd, name, mode, enforceMode, record) -> fd | string|null (held:
+// the holder's record) — open + lock + write in one call, the tryLock fast
+// path. Identity changes between open and flock are retried here.
+Napi::Value Acquire(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int dirfd = info[0].As<Napi::Number>().Int32Value();
+  std::string name = info[1].As<Napi::String>();
+  mode_t mode = info[2].As<Napi::Number>().Uint32Value();
+  bool enforce = info[3].As<Napi::Boolean>();
+  for (int attempt = 0; attempt < 64; attempt++) {
+    OpenResult r = OpenLockFile(dirfd, name.c_str(), mode, enforce);
+    if (r.fd < 0) {
+      ThrowSystemError(env, r.err, r.syscall, name);
+      return env.Undefined();
+    }
+    int err = 0;
+    const char* syscall = "flock";
+    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, &err, &syscall);
+    if (state == kAcquired) {
+      if (r.writable && info[4].IsString()) WriteRecord(r.fd, info[4].As<Napi::String>());
+      return Napi::Number::New(env, r.fd);
+    }
+    if (state == kHeld) {
+      Napi::Value record = RecordOrNull(env, r.fd);
+      close(r.fd);
+      return record;
+    }
+    close(r.fd);
+    if (state < 0) {
+      ThrowSystemError(env, err, syscall, name);
+      return env.Undefined();
+    }
+  }
+  ThrowSystemError(env, EAGAIN, "flock", name);
+  return env.Undefined();
+}
+
+// probe(path) -> null (no file) | [held, record|null, dev, ino]
+// Takes no lock of any kind, so it can never make a concurrent acquire fail.
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  int fd = OpenRetry(AT_FDCWD, path.c_str(), O_RDONLY | kOpenFlags, 0);
+  if (fd < 0) {
+    if (errno == ENOENT) return env.Null();
+    ThrowSystemError(env, errno, "open", path);
+    return env.Undefined();
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int err = S_ISDIR(st.st_mode) ? EISDIR : (errno ? errno : EINVAL);
+    close(fd);
+    ThrowSystemError(env, err, "open", path);
+    return env.Undefined();
+  }
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+#ifdef F_OFD_GETLK
+  int r = fcntl(fd, F_OFD_GETLK, &fl);
+#else
+  // The BSDs and macOS keep flock and fcntl locks in one table, so F_GETLK
+  // reports a flock holder without taking anything.
+  int r = fcntl(fd, F_GETLK, &fl);
+#endif
+  if (r != 0) {
+    int err = errno;
+    close(fd);
+    ThrowSystemError(env, err, "fcntl", path);
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, 4);
+  out.Set(0u, Napi::Boolean::New(env, fl.l_type != F_UNLCK));
+  out.Set(1u, RecordOrNull(env, fd));
+  out.Set(2u, Napi::Number::New(env, static_cast<double>(st.st_dev)));
+  out.Set(3u, Napi::Number::New(env, static_cast<double>(st.st_ino)));
+  close(fd);
+  return out;
+}
+
+// readRecord(fd) -> string|null
+Napi::Value ReadRecordJs(const Napi::CallbackInfo& info) {
+  return RecordOrNull(info.Env(), info[0].As<Napi::Number>().Int32Value());
+}
+
+// writeRecord(fd, json): throws on failure (e.g. EBADF on a read-only fd).
+Napi::Value WriteRecordJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int err = WriteRecord(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::String>());
+  if (err != 0) ThrowSystemError(env, err, "write", "");
+  return env.Undefined();
+}
+
+// flock(fd, shared, nonblocking) -> true acquired / false would block
+Napi::Value FlockJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = info[1].As<Napi::Boolean>() ? LOCK_SH : LOCK_EX;
+  if (info[2].As<Napi::Boolean>()) op |= LOCK_NB;
+  if (FlockRetry(fd, op) != 0) {
+    if (errno == EWOULDBLOCK || errno == EAGAIN) return Napi::Boolean::New(env, false);
+    ThrowSystemError(env, errno, "flock", "");
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  // close() is not retried on EINTR: on Linux the descriptor is gone anyway.
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// fsType(path) -> statfs magic number (Linux) or type name (BSD, macOS).
+Napi::Value FsType(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>();
+  struct statfs sf;
+  if (statfs(path.c_str(), &sf) != 0) {
+    ThrowSystemError(env, errno, "statfs", path);
+    return env.Undefined();
+  }
+#if defined(__linux__)
+  return Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(sf.f_type)));
+#else
+  return Napi::String::New(env, sf.f_fstypename);
+#endif
+}
+
+#if defined(__linux__)
+// One inotify instance per addon instance (per thread running JS), polled by
+// the libuv loop of that thread. Waiters watch their lock file for close:
+// a holder's release and a holder's death both close its descriptor, and the
+// kernel reports it at once. The callback receives the watch descriptors
+// that saw something; src/ decides what to do.
+constexpr uint32_t kWatchMask =
+    IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+
+struct Watcher {
+  int fd = -1;
+  uv_poll_t* poll = nullptr;
+  napi_env env = nullptr;
+  Napi::FunctionReference callback;
+  Napi::ObjectReference resource;
+  napi_async_context context = nullptr;
+  bool referenced = false;
+};
+
+void OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
+
+void ShutdownWatcher(Watcher* w) {
+  if (w->poll != nullptr) {
+    uv_poll_stop(w->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(w->poll), OnPollClosed);
+    w->poll = nullptr;
+  }
+  if (w->fd >= 0) {
+    close(w->fd);
+    w->fd = -1;
+  }
+}
+
+void OnReadable(uv_poll_t* handle, int status, int events) {
+  Watcher* w = static_cast<Watcher*>(handle->data);
+  if (w == nullptr || w->fd < 0) return;
+  std::vector<int32_t> wds;
+  alignas(struct inotify_event) char buf[4096];
+  for (;;) {
+    ssize_t n = read(w->fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (char* p = buf; p < buf + n;) {
+      auto* ev = reinterpret_cast<struct inotify_event*>(p);
+      wds.push_back(ev->wd);
+      p += sizeof(struct inotify_event) + ev->len;
+    }
+  }
+  (void)status;
+  (void)events;
+  if (wds.empty()) return;
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  Napi::Array arr = Napi::Array::New(env, wds.size());
+  for (size_t i = 0; i < wds.size(); i++) arr.Set(static_cast<uint32_t>(i), wds[i]);
+  // MakeCallback runs the microtask queue and nextTicks afterwards, as any
+  // libuv-driven callback into JS must.
+  napi_value argv[] = {arr};
+  napi_value result;
+  napi_make_callback(w->env, w->context, w->resource.Value(), w->callback.Value(), 1, argv,
+                     &result);
+}
+
+void FinalizeWatcher(Napi::Env, Watcher* w) {
+  ShutdownWatcher(w);
+  if (w->context != nullptr) napi_async_destroy(w->env, w->context);
+  w->callback.Reset();
+  w->resource.Reset();
+  delete w;
+}
+
+Watcher* GetWatcher(Napi::Env env) { return env.GetInstanceData<Watcher>(); }
+
+// watchStart(callback): sets up this thread's inotify instance (idempotent).
+Napi::Value WatchStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (GetWatcher(env) != nullptr) return env.Undefined();
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) {
+    ThrowSystemError(env, errno, "inotify_init1", "");
+    return env.Undefined();
+  }
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  auto* w = new Watcher();
+  w->fd = fd;
+  w->env = env;
+  w->callback = Napi::Persistent(info[0].As<Napi::Function>());
+  w->resource = Napi::Persistent(Napi::Object::New(env));
+  napi_async_init(env, w->resource.Value(), Napi::String::New(env, "instance-lock:wait"),
+                  &w->context);
+  w->poll = new uv_poll_t();
+  w->poll->data = w;
+  uv_poll_init(loop, w->poll, fd);
+  uv_poll_start(w->poll, UV_READABLE, OnReadable);
+  uv_unref(reinterpret_cast<uv_handle_t*>(w->poll));
+  env.SetInstanceData<Watcher, FinalizeWatcher>(w);
+  napi_add_env_cleanup_hook(env, [](void* arg) { ShutdownWatcher(static_cast<Watcher*>(arg)); },
+                            w);
+  return env.Undefined();
+}
+
+// watchAdd(path) -> watch descriptor (the same inode gives the same number).
+Napi::Value WatchAdd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Watcher* w = GetWatcher(env);
+  std::string path = info[0].As<Napi::String>();
+  int wd = inotify_add_watch(w->fd, path.c_str(), kWatchMask | IN_DONT_FOLLOW);
+  if (wd < 0) {
+    ThrowSystemError(env, errno, "inotify_add_watch", path);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, wd);
+}
+
+Napi::Value WatchRemove(const Napi::CallbackInfo& info) {
+  Watcher* w = GetWatcher(info.Env());
+  // EINVAL: the kernel already dropped the watch (file deleted).
+  inotify_rm_watch(w->fd, info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// watchRef(bool): a pending wait keeps the process alive, as a timer does.
+Napi::Value WatchRef(const Napi::CallbackInfo& info) {
+  Watcher* w = GetWatcher(info.Env());
+  bool ref = info[0].As<Napi::Boolean>();
+  if (w->poll != nullptr && ref != w->referenced) {
+    if (ref)
+      uv_ref(reinterpret_cast<uv_handle_t*>(w->poll));
+    else
+      uv_unref(reinterpret_cast<uv_handle_t*>(w->poll));
+    w->referenced = ref;
+  }
+  return info.Env().Undefined();
+}
+#endif
+
+}  // namespace
+
+void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
+  exports.Set("acquire", Napi::Function::New(env, Acquire, "acquire"));
+  exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
+  exports.Set("readRecord", Napi::Function::New(env, ReadRecordJs, "readRecord"));
+  exports.Set("writeRecord", Napi::Function::New(env, WriteRecordJs, "writeRecord"));
+  exports.Set("flock", Napi::Function::New(env, FlockJs, "flock"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("fsType", Napi::Function::New(env, FsType, "fsType"));
+#if defined(__linux__)
+  exports.Set("watchStart", Napi::Function::New(env, WatchStart, "watchStart"));
+  exports.Set("watchAdd", Napi::Function::New(env, WatchAdd, "watchAdd"));
+  exports.Set("watchRemove", Napi::Function::New(env, WatchRemove, "watchRemove"));
+  exports.Set("watchRef", Napi::Function::New(env, WatchRef, "watchRef"));
+#endif
+}
+
+}  // namespace instance_lock

@@ -1,0 +1,20 @@
+#ifndef INSTANCE_LOCK_PLATFORM_H_
+#define INSTANCE_LOCK_PLATFORM_H_
+
+#include <napi.h>
+
+namespace instance_lock {
+
+// "posix" or "win32": which set of primitives Register() installs.
+extern const char* const kPlatform;
+
+void Register(Napi::Env env, Napi::Object exports);
+
+// Throws a JS Error carrying the raw OS error number, the failing call and
+// the path. src/errors.ts turns it into a Node-style error with `code`
+// (one place maps errno to a code).
+void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path);
+
+}  // namespace instance_lock
+
+#endif

@@ -1,0 +1,55 @@
+import type { Scope } from './types.js'
+
+/** Where a lock lives; computed from its identity alone, with no side effects. */
+export interface Location {
+  name: string
+  /** Canonical key. */
+  key: string | undefined
+  scope: Scope
+  /** Lock file (Unix) or mutex name (Windows): `Lock.path`, `LockStatus.path`. */
+  path: string
+  /** Registry identity within this process. */
+  id: string
+}
+
+/** Held elsewhere: the holder's record (JSON text), when readable. */
+export interface Held {
+  held: true
+  record: string | null
+}
+
+export interface Probe {
+  held: boolean
+  record: string | null
+}
+
+/** A lock file or mutex found by enumeration, with what its name tells. */
+export interface Found {
+  location: Location
+  /** The key hash in the name, to check a record's key against. */
+  keyHash: string | undefined
+}
+
+/**
+ * What a platform provides. Everything else (validation, identity, records,
+ * the registry, messages) is shared.
+ */
+export interface Backend<H = unknown> {
+  locate(id: { name: string; key: string | undefined; keyHash: string | undefined; scope: Scope; dir: string | undefined }): Location
+  acquire(loc: Location, record: string): H | Held
+  /**
+   * Waits until acquired (resolves the handle), the deadline passes (resolves
+   * `Held`), or `signal` aborts (rejects with an AbortError). Never blocks
+   * the event loop or occupies the libuv thread pool.
+   */
+  wait(loc: Location, record: () => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<H | Held>
+  release(loc: Location, handle: H): void
+  update(loc: Location, handle: H, record: string): void
+  /** Is it held, and by whom? Takes nothing; `null`: no lock object exists. */
+  probe(loc: Location): Probe | null
+  enumerate(scope: Scope, dir: string | undefined): Found[]
+}
+
+export function isHeld(x: unknown): x is Held {
+  return typeof x === 'object' && x !== null && (x as Held).held === true
+}

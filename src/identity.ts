@@ -1,0 +1,57 @@
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+
+/**
+ * The identity of a key. A key naming an existing file or directory becomes
+ * its canonical path (absolute, symlinks resolved, case-folded where the file
+ * system ignores case), so `./db.sqlite`, `/srv/app/db.sqlite` and a symlink
+ * to it are one lock. Any other key is taken as written.
+ */
+export function canonicalKey(key: string): string {
+  let real: string
+  try {
+    real = fs.realpathSync.native(key)
+  } catch {
+    return key
+  }
+  if (process.platform === 'win32' || ignoresCase(real)) real = real.toLowerCase()
+  return real
+}
+
+/** Short, portable, collision-resistant tag for a key in file and mutex names. */
+export function keyHash(canonical: string): string {
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 32)
+}
+
+// Case-insensitive file systems (macOS APFS/HFS+ by default, Windows, Linux
+// casefold directories): the same file answers to a differently-cased name.
+// Probe with the first component that has letters, from the leaf upwards.
+function ignoresCase(real: string): boolean {
+  let p = real
+  for (;;) {
+    const base = path.basename(p)
+    const flipped = flipCase(base)
+    if (flipped !== base) {
+      try {
+        const a = fs.statSync(p, { bigint: true })
+        const b = fs.statSync(path.join(path.dirname(p), flipped), { bigint: true })
+        return a.ino === b.ino && a.dev === b.dev
+      } catch {
+        return false
+      }
+    }
+    const parent = path.dirname(p)
+    if (parent === p) return false
+    p = parent
+  }
+}
+
+function flipCase(s: string): string {
+  let out = ''
+  for (const ch of s) {
+    const lo = ch.toLowerCase()
+    out += lo === ch ? ch.toUpperCase() : lo
+  }
+  return out
+}

@@ -1,0 +1,175 @@
+import { isHeld } from './backend.js'
+import type { Location } from './backend.js'
+import { LockedError, abortError } from './errors.js'
+import { canonicalKey, keyHash } from './identity.js'
+import { Lock, lockedError, newLock, registry } from './lock.js'
+import { backend } from './platform.js'
+import { conflictMessage } from './format.js'
+import { makeRecord, parseRecord } from './record.js'
+import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
+import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
+import type { Identity } from './validate.js'
+import { invalidArgType, invalidArgValue } from './errors.js'
+
+export { Lock, LockedError }
+export type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions }
+export type { StopOptions, StopResult } from './types.js'
+
+function locateIdentity(id: Identity): Location {
+  const key = id.key === undefined ? undefined : canonicalKey(id.key)
+  return backend.locate({ name: id.name, key, keyHash: key === undefined ? undefined : keyHash(key), scope: id.scope, dir: id.dir })
+}
+
+function acquireNow(loc: Location, data: string | undefined): Lock {
+  const own = registry.get(loc.id)
+  if (own !== undefined) throw lockedError(loc, own.holder)
+  const acquiredAt = new Date()
+  const r = backend.acquire(loc, makeRecord(loc, data, acquiredAt.toISOString()))
+  if (isHeld(r)) throw lockedError(loc, parseRecord(r.record, loc))
+  return newLock(backend, loc, r, acquiredAt, data)
+}
+
+/**
+ * Takes the lock now or throws `LockedError` (`code: 'ELOCKED'`, with the
+ * holder). Never waits. A lock this process already holds is refused too.
+ *
+ * @example
+ * const lock = tryLock('db-migrate', { key: './data/app.sqlite' })
+ * try { await migrate() } finally { lock.release() }
+ */
+export function tryLock(name: string, options?: LockOptions): Lock {
+  const id = checkIdentity(name, options)
+  return acquireNow(locateIdentity(id), id.data)
+}
+
+/**
+ * Waits until the lock is free and takes it. Rejects with `LockedError`
+ * after `timeout` ms (`0`: try once), or with an `AbortError` when `signal`
+ * aborts. Waiting never blocks the event loop nor uses the thread pool, and
+ * a release or the holder's death hands the lock over within milliseconds.
+ *
+ * @example
+ * const lock = await lock('backup', { timeout: 60_000 })
+ */
+export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
+  const id = checkIdentity(name, options)
+  const timeout = checkTimeout(id.options.timeout)
+  const signal = checkSignal(id.options.signal)
+  if (signal?.aborted) throw abortError(signal)
+  const loc = locateIdentity(id)
+  if (timeout === 0) return acquireNow(loc, id.data)
+  let acquiredAt = new Date()
+  const r = await backend.wait(
+    loc,
+    () => makeRecord(loc, id.data, (acquiredAt = new Date()).toISOString()),
+    timeout,
+    signal,
+  )
+  if (isHeld(r)) {
+    const own = registry.get(loc.id)
+    throw lockedError(loc, own !== undefined ? own.holder : parseRecord(r.record, loc))
+  }
+  const recovered = (r as { recovered?: boolean }).recovered === true
+  return newLock(backend, loc, r, acquiredAt, id.data, recovered)
+}
+
+/**
+ * The guard for the first line of `main`. Free: returns the `Lock`, held
+ * until the process ends. Held elsewhere: prints who holds it and how to stop
+ * it, and exits with `exitCode` (default 1); with `onLocked: 'throw'` throws
+ * `LockedError` instead.
+ *
+ * @example
+ * singleInstance('my-daemon')
+ */
+export function singleInstance(name: string, options?: GuardOptions): Lock
+export function singleInstance(name: string, options: ReplaceOptions): Promise<Lock>
+export function singleInstance(name: string, options?: GuardOptions | ReplaceOptions): Lock | Promise<Lock> {
+  const id = checkIdentity(name, options)
+  const onLocked = id.options.onLocked ?? 'exit'
+  if (onLocked !== 'exit' && onLocked !== 'throw') {
+    if (typeof onLocked !== 'string') throw invalidArgType('onLocked', "'exit' or 'throw'", onLocked)
+    throw invalidArgValue('onLocked', `expected 'exit' or 'throw', got ${JSON.stringify(onLocked)}`)
+  }
+  const exitCode = id.options.exitCode ?? 1
+  if (typeof exitCode !== 'number' || !Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) {
+    throw invalidArgType('exitCode', 'an integer from 0 to 255', exitCode)
+  }
+  const loc = locateIdentity(id)
+  try {
+    return acquireNow(loc, id.data)
+  } catch (err) {
+    if (!(err instanceof LockedError) || onLocked === 'throw') throw err
+    writeStderr(conflictMessage(loc, err.holder))
+    process.exit(exitCode)
+  }
+}
+
+function writeStderr(text: string): void {
+  try {
+    process.stderr.write(text)
+  } catch {
+    // stderr closed: the exit code still tells
+  }
+}
+
+function statusOf(loc: Location, locked: boolean, holder: Holder | undefined): LockStatus {
+  const s: LockStatus = { name: loc.name, scope: loc.scope, locked, path: loc.path }
+  if (loc.key !== undefined) s.key = loc.key
+  if (locked && holder !== undefined) s.holder = holder
+  return s
+}
+
+/**
+ * Reports whether the lock is held and by whom, without taking it and
+ * without ever making a concurrent `tryLock` fail.
+ *
+ * @example
+ * const { locked, holder } = inspect('web')
+ * if (locked) console.log(`web runs as pid ${holder?.pid} on port ${holder?.data?.port}`)
+ */
+export function inspect(name: string, options?: LockOptions): LockStatus {
+  const id = checkIdentity(name, options)
+  const loc = locateIdentity(id)
+  const own = registry.get(loc.id)
+  if (own !== undefined) return statusOf(loc, true, own.holder)
+  const p = backend.probe(loc)
+  if (p === null || !p.held) return statusOf(loc, false, undefined)
+  return statusOf(loc, true, parseRecord(p.record, loc))
+}
+
+/**
+ * Every lock of this package in the scope (or `dir`), held or not, without
+ * side effects on any of them.
+ *
+ * @example
+ * for (const s of list()) console.log(s.name, s.locked ? s.holder?.pid : 'free')
+ */
+export function list(options?: ListOptions): LockStatus[] {
+  const o = checkOptionsObject(options)
+  const scope = checkScope(o.scope)
+  const dir = checkDir(o.dir)
+  const out: LockStatus[] = []
+  for (const found of backend.enumerate(scope, dir)) {
+    const loc = found.location
+    const own = registry.get(loc.id)
+    if (own !== undefined) {
+      out.push(statusOf(own.location, true, own.holder))
+      continue
+    }
+    let p
+    try {
+      p = backend.probe(loc)
+    } catch {
+      continue // vanished or unreadable while listing: not ours to report
+    }
+    if (p === null) continue
+    const holder = parseRecord(p.record, loc)
+    // The key is only in the record: believe it if it hashes to the name.
+    if (found.keyHash !== undefined && holder?.key !== undefined && keyHash(holder.key) === found.keyHash) {
+      loc.key = holder.key
+    }
+    out.push(statusOf(loc, p.held, holder))
+  }
+  return out
+}

@@ -1,0 +1,132 @@
+import type { Backend, Location } from './backend.js'
+import { LockedError } from './errors.js'
+import { makeRecord, parseRecord } from './record.js'
+import type { Holder, Scope } from './types.js'
+import { checkData } from './validate.js'
+
+/**
+ * The locks this process holds, by location. A second acquisition in this
+ * process is refused from here (Windows mutexes are recursive; on Unix it
+ * keeps the answer exact and cheap), and `inspect` answers from here for our
+ * own locks instead of probing. Holding the `Lock` here also means a lock is
+ * never released by garbage collection: only by `release()` or exit.
+ */
+export const registry = new Map<string, Lock>()
+
+const token = Symbol('instance-lock')
+
+// Node 20.0–20.3 predate Symbol.dispose; later versions define it, and
+// TypeScript's `using` looks it up at run time.
+const dispose: typeof Symbol.dispose = Symbol.dispose ?? (Symbol.for('nodejs.dispose') as typeof Symbol.dispose)
+
+/**
+ * A held lock. Released by `release()`, by `using`, or when the process ends
+ * in any way (the kernel frees it, even after SIGKILL).
+ *
+ * @example
+ * using lock = tryLock('nightly-report')
+ * await buildReport()
+ * // released here
+ */
+export class Lock implements Disposable {
+  /** The lock's name. */
+  readonly name: string
+  /** The canonical key, when the lock has one. */
+  declare readonly key?: string
+  readonly scope: Scope
+  /** The lock file (Unix) or mutex name (Windows). */
+  readonly path: string
+  /** When this process acquired it. */
+  readonly acquiredAt: Date
+  /** Windows: the previous owner died holding it (WAIT_ABANDONED); the lock is ours. */
+  declare readonly recovered?: boolean
+  #backend: Backend
+  #loc: Location
+  #handle: unknown
+  #data: string | undefined
+  #released = false
+
+  /** @internal */
+  constructor(t: symbol, backend: Backend, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false) {
+    if (t !== token) throw new TypeError('Lock objects come from tryLock(), lock() or singleInstance()')
+    this.name = loc.name
+    if (loc.key !== undefined) this.key = loc.key
+    this.scope = loc.scope
+    this.path = loc.path
+    this.acquiredAt = acquiredAt
+    if (recovered) this.recovered = true
+    this.#backend = backend
+    this.#loc = loc
+    this.#handle = handle
+    this.#data = data
+  }
+
+  /** True once released. */
+  get released(): boolean {
+    return this.#released
+  }
+
+  /** What this process recorded as holder. */
+  get holder(): Holder {
+    return parseRecord(makeRecord(this.#loc, this.#data, this.acquiredAt.toISOString()))!
+  }
+
+  /**
+   * Replaces the holder's `data` (e.g. the port, once bound), as shown to
+   * `inspect()`, `list()` and `instance-lock status`.
+   *
+   * @example
+   * const lock = singleInstance('web')
+   * server.listen(0, () => lock.update({ port: server.address().port }))
+   */
+  update(data: Record<string, unknown>): void {
+    const json = checkData(data)
+    if (this.#released) {
+      const err = new Error(`Lock "${this.name}" was released; its data can no longer be updated`) as Error & { code: string }
+      err.code = 'ERR_INVALID_STATE'
+      throw err
+    }
+    this.#backend.update(this.#loc, this.#handle, makeRecord(this.#loc, json, this.acquiredAt.toISOString()))
+    this.#data = json
+  }
+
+  /** Releases the lock. Idempotent. */
+  release(): void {
+    if (this.#released) return
+    this.#released = true
+    registry.delete(this.#loc.id)
+    this.#backend.release(this.#loc, this.#handle)
+  }
+
+  /** Same as `release()`: `using lock = tryLock('x')` releases at the end of the block. */
+  [dispose](): void {
+    this.release()
+  }
+
+  /** @internal */
+  get location(): Location {
+    return this.#loc
+  }
+
+  /** @internal */
+  get handle(): unknown {
+    return this.#handle
+  }
+}
+
+export function newLock(backend: Backend, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false): Lock {
+  const lock = new Lock(token, backend, loc, handle, acquiredAt, data, recovered)
+  registry.set(loc.id, lock)
+  return lock
+}
+
+export function lockedError(loc: Location, holder: Holder | undefined): LockedError {
+  const what = describeLock(loc)
+  if (holder === undefined) return new LockedError(`${what} is held by another process`)
+  const by = holder.pid === process.pid ? 'this process' : `pid ${holder.pid}`
+  return new LockedError(`${what} is held by ${by} (since ${holder.startedAt})`, holder)
+}
+
+export function describeLock(loc: Pick<Location, 'name' | 'key' | 'scope'>): string {
+  return `Lock "${loc.name}"${loc.key === undefined ? '' : ` for ${JSON.stringify(loc.key)}`}${loc.scope === 'machine' ? ' (machine scope)' : ''}`
+}

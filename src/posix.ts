@@ -1,0 +1,498 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Backend, Found, Held, Location, Probe } from './backend.js'
+import { native } from './binding.js'
+import { abortError, fromNative, systemError } from './errors.js'
+import type { Scope } from './types.js'
+
+/**
+ * Unix: one file per lock, `flock(LOCK_EX|LOCK_NB)` on a descriptor opened
+ * with O_CLOEXEC|O_NOFOLLOW, identity re-checked after every flock, never
+ * unlinked (so no unlink-on-release race exists), holder record written in
+ * place. See the README's "How it works".
+ */
+
+export interface PosixLocation extends Location {
+  dir: string
+  file: string
+  kind: 'user' | 'machine' | 'custom'
+  mode: number
+  enforceMode: boolean
+}
+
+export interface PosixHandle {
+  fd: number
+}
+
+interface Dir {
+  fd: number
+}
+
+const USER_MODE = 0o600
+const MACHINE_MODE = 0o666
+const CUSTOM_MODE = 0o666 // the creator's umask decides in a directory the user chose
+const NAME_RE = /^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}?)(?:@([0-9a-f]{32}))?(\+machine)?\.lock$/
+
+let root: string | undefined
+
+/**
+ * Where the scope directories live. It must be a pure function of the machine:
+ * never $TMPDIR or $XDG_RUNTIME_DIR, which differ between a login shell, cron,
+ * systemd and sudo and would let two processes of one user both "win". Linux
+ * uses /dev/shm: world-writable and sticky like /tmp, but not aged by
+ * systemd-tmpfiles and not replaced by systemd's PrivateTmp=, which would
+ * give a service its own /tmp.
+ */
+export function lockRoot(): string {
+  if (root === undefined) {
+    root = '/tmp'
+    if (process.platform === 'linux') {
+      try {
+        const st = fs.statSync('/dev/shm')
+        if (st.isDirectory() && (st.mode & 0o1777) === 0o1777) root = '/dev/shm'
+      } catch {
+        // no /dev/shm: /tmp
+      }
+    }
+  }
+  return root
+}
+
+export function scopeDir(scope: Scope): string {
+  return scope === 'machine' ? path.join(lockRoot(), 'instance-lock') : path.join(lockRoot(), `instance-lock-${process.geteuid!()}`)
+}
+
+function fileName(name: string, keyHash: string | undefined, machineSuffix: boolean): string {
+  return `${name}${keyHash === undefined ? '' : '@' + keyHash}${machineSuffix ? '+machine' : ''}.lock`
+}
+
+function locate(id: { name: string; key: string | undefined; keyHash: string | undefined; scope: Scope; dir: string | undefined }): PosixLocation {
+  const custom = id.dir !== undefined
+  const dir = custom ? path.resolve(id.dir!) : scopeDir(id.scope)
+  // In a directory of the user's choosing the scope still tells the two
+  // locks apart (and sets the file mode), as the default directories do.
+  const file = fileName(id.name, id.keyHash, custom && id.scope === 'machine')
+  const p = path.join(dir, file)
+  return {
+    name: id.name,
+    key: id.key,
+    scope: id.scope,
+    path: p,
+    id: p,
+    dir,
+    file,
+    kind: custom ? 'custom' : id.scope,
+    mode: id.scope === 'machine' ? MACHINE_MODE : custom ? CUSTOM_MODE : USER_MODE,
+    enforceMode: id.scope === 'machine',
+  }
+}
+
+// Directories are set up and verified once per process and kept open: the
+// descriptor pins the verified directory (every lock file is opened relative
+// to it, so it cannot be swapped for another), and a shared flock on it
+// makes systemd-tmpfiles skip it and everything in it.
+const dirs = new Map<string, Dir>()
+const warnedNetwork = new Set<string>()
+
+function openDir(loc: PosixLocation): Dir {
+  let d = dirs.get(loc.dir)
+  if (d !== undefined) return d
+  if (loc.kind === 'custom') {
+    try {
+      fs.mkdirSync(loc.dir, { recursive: true })
+    } catch (err) {
+      throw withPath(err, loc.dir)
+    }
+  } else {
+    try {
+      fs.mkdirSync(loc.dir, { mode: loc.kind === 'user' ? 0o700 : 0o777 })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw withPath(err, loc.dir)
+    }
+  }
+  let fd: number
+  try {
+    const follow = loc.kind === 'custom' ? 0 : fs.constants.O_NOFOLLOW
+    fd = fs.openSync(loc.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | follow)
+  } catch (err) {
+    throw withPath(err, loc.dir)
+  }
+  try {
+    verifyDir(fd, loc)
+    native.flock(fd, true, true)
+  } catch (err) {
+    fs.closeSync(fd)
+    throw err
+  }
+  warnIfNetwork(loc.dir)
+  d = { fd }
+  dirs.set(loc.dir, d)
+  return d
+}
+
+/**
+ * The user-scope directory must be ours and closed to others, or another
+ * user could read, take or block our locks; one prepared by someone else is
+ * refused. The machine-scope directory must let every user create locks,
+ * and be sticky so no user can delete another's.
+ */
+function verifyDir(fd: number, loc: PosixLocation): void {
+  const st = fs.fstatSync(fd)
+  const uid = process.geteuid!()
+  if (loc.kind === 'user') {
+    if (st.uid !== uid) {
+      throw systemError(13, 'open', loc.dir, `owned by uid ${st.uid}, not by uid ${uid}; a user-scope lock directory must belong to its user (remove it, or pass \`dir\`)`)
+    }
+    if ((st.mode & 0o077) !== 0) fs.fchmodSync(fd, 0o700)
+  } else if (loc.kind === 'machine') {
+    const mode = st.mode & 0o7777
+    if (mode !== 0o1777) {
+      if (st.uid === uid) fs.fchmodSync(fd, 0o1777)
+      else if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
+        throw systemError(13, 'open', loc.dir, `world-writable without the sticky bit (mode ${mode.toString(8)}), so any user could delete another's locks; refusing to use it`)
+      }
+    }
+  }
+}
+
+function checkDirForRead(loc: PosixLocation): void {
+  if (loc.kind !== 'user' || dirs.has(loc.dir)) return
+  let st: fs.Stats
+  try {
+    st = fs.lstatSync(loc.dir)
+  } catch {
+    return
+  }
+  if (!st.isDirectory() || st.uid !== process.geteuid!()) {
+    throw systemError(13, 'open', loc.dir, `not a directory owned by uid ${process.geteuid!()}; refusing to read locks from it`)
+  }
+}
+
+// statfs magic numbers of file systems where flock may not exclude across
+// machines (Linux emulates it with POSIX locks on NFS, and client caches
+// differ): NFS, SMB/CIFS, FUSE (sshfs…), Ceph, AFS, 9p, GFS2, OCFS2.
+const NETWORK_FS = new Set([0x6969, 0x517b, 0xff534d42, 0xfe534d42, 0x65735546, 0x00c36400, 0x5346414f, 0x01021997, 0x01161970, 0x7461636f])
+const NETWORK_FS_NAMES = new Set(['nfs', 'smbfs', 'afpfs', 'webdav', 'cifs'])
+
+function warnIfNetwork(dir: string): void {
+  if (warnedNetwork.has(dir)) return
+  warnedNetwork.add(dir)
+  let type: number | string
+  try {
+    type = native.fsType(dir)
+  } catch {
+    return
+  }
+  if (typeof type === 'number' ? NETWORK_FS.has(type) : NETWORK_FS_NAMES.has(type)) {
+    process.emitWarning(`${dir} is on a network file system; flock there may not exclude processes on other machines`, {
+      code: 'INSTANCE_LOCK_NETWORK_FS',
+    })
+  }
+}
+
+function withPath(err: unknown, p: string): unknown {
+  const e = err as NodeJS.ErrnoException
+  if (e && typeof e.code === 'string' && typeof e.errno === 'number') {
+    return systemError(e.errno, e.syscall ?? 'open', p)
+  }
+  return err
+}
+
+function isNoEnt(err: unknown): boolean {
+  return (err as { errno?: number }).errno === 2
+}
+
+function acquire(l: Location, record: string): PosixHandle | Held {
+  const loc = l as PosixLocation
+  for (let attempt = 0; ; attempt++) {
+    const d = openDir(loc)
+    let r: number | string | null
+    try {
+      r = native.acquire(d.fd, loc.file, loc.mode, loc.enforceMode, record)
+    } catch (err) {
+      // Our directory was deleted under us (creating in it fails with
+      // ENOENT): set it up again, once.
+      if (attempt === 0 && isNoEnt(err)) {
+        forgetDir(loc.dir)
+        continue
+      }
+      fromNative(err, loc.path)
+    }
+    if (typeof r === 'number') return { fd: r }
+    return { held: true, record: r }
+  }
+}
+
+function forgetDir(dir: string): void {
+  const d = dirs.get(dir)
+  if (d === undefined) return
+  dirs.delete(dir)
+  fs.closeSync(d.fd)
+}
+
+function release(l: Location, h: PosixHandle): void {
+  native.close(h.fd)
+  // Waiters of this process learn at once; other processes' waiters see the
+  // close through inotify.
+  const q = queues.get(l.id)
+  if (q !== undefined) queueMicrotask(() => pump(l.id))
+}
+
+function update(l: Location, h: PosixHandle, record: string): void {
+  try {
+    native.writeRecord(h.fd, record)
+  } catch (err) {
+    fromNative(err, l.path)
+  }
+}
+
+function probe(l: Location): Probe | null {
+  const loc = l as PosixLocation
+  checkDirForRead(loc)
+  let r: [boolean, string | null, number, number] | null
+  try {
+    r = native.probe(loc.path)
+  } catch (err) {
+    if ((err as { errno?: number }).errno === 20) return null // ENOTDIR: no lock here
+    fromNative(err, loc.path)
+  }
+  if (r === null) return null
+  return { held: r[0], record: r[1] }
+}
+
+function enumerate(scope: Scope, dir: string | undefined): Found[] {
+  const custom = dir !== undefined
+  const base = locate({ name: 'x', key: undefined, keyHash: undefined, scope, dir })
+  checkDirForRead(base)
+  let names: string[]
+  try {
+    names = fs.readdirSync(base.dir)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return []
+    throw withPath(err, base.dir)
+  }
+  const out: Found[] = []
+  for (const n of names.sort()) {
+    const m = NAME_RE.exec(n)
+    if (m === null) continue
+    if (custom && (m[3] !== undefined) !== (scope === 'machine')) continue
+    if (!custom && m[3] !== undefined) continue
+    const loc = locate({ name: m[1]!, key: undefined, keyHash: m[2], scope, dir })
+    out.push({ location: loc, keyHash: m[2] })
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------
+// Waiting. A waiter opens the lock file once, watches it with inotify and
+// retries flock(LOCK_NB) on its own descriptor whenever someone closes the
+// file: a holder's release and a holder's death both close it, so the kernel
+// wakes us within microseconds. inotify is polled by this thread's libuv loop
+// (uv_poll), so no thread and no thread-pool slot is ever occupied and an
+// idle waiter costs nothing. Waiters of one process queue per lock in FIFO
+// order and only the head retries: one flock per process per event.
+// A slow safety retry covers what inotify cannot see (a holder that unlocks
+// without closing, network file systems); where there is no inotify it is
+// the mechanism.
+
+interface Waiter {
+  loc: PosixLocation
+  dir: Dir
+  fd: number
+  writable: boolean
+  wd: number
+  record: () => string
+  resolve: (v: PosixHandle | Held) => void
+  reject: (e: unknown) => void
+  timer: NodeJS.Timeout | undefined
+  onAbort: (() => void) | undefined
+  signal: AbortSignal | undefined
+}
+
+const INOTIFY = typeof native.watchStart === 'function'
+const SAFETY_INTERVAL = INOTIFY ? 250 : 10
+const queues = new Map<string, Waiter[]>()
+const wdPaths = new Map<number, Map<string, number>>()
+let pending = 0
+let safetyTimer: NodeJS.Timeout | undefined
+let watching = false
+
+function onEvents(wds: number[]): void {
+  const ids = new Set<string>()
+  for (const wd of wds) {
+    const m = wdPaths.get(wd)
+    if (m !== undefined) for (const id of m.keys()) ids.add(id)
+  }
+  for (const id of ids) pump(id)
+}
+
+function watch(w: Waiter): void {
+  if (!INOTIFY) return
+  if (!watching) {
+    native.watchStart(onEvents)
+    watching = true
+  }
+  try {
+    w.wd = native.watchAdd(w.loc.path)
+  } catch (err) {
+    fromNative(err, w.loc.path)
+  }
+  let m = wdPaths.get(w.wd)
+  if (m === undefined) wdPaths.set(w.wd, (m = new Map()))
+  m.set(w.loc.id, (m.get(w.loc.id) ?? 0) + 1)
+}
+
+function unwatch(w: Waiter): void {
+  if (!INOTIFY || w.wd < 0) return
+  const m = wdPaths.get(w.wd)
+  if (m !== undefined) {
+    const n = (m.get(w.loc.id) ?? 1) - 1
+    if (n > 0) m.set(w.loc.id, n)
+    else m.delete(w.loc.id)
+    if (m.size === 0) {
+      wdPaths.delete(w.wd)
+      native.watchRemove(w.wd)
+    }
+  }
+  w.wd = -1
+}
+
+function openWaiterFd(w: Waiter): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const [fd, writable] = native.open(w.dir.fd, w.loc.file, w.loc.mode, w.loc.enforceMode) as [number, boolean]
+      w.fd = fd
+      w.writable = writable
+      return
+    } catch (err) {
+      if (attempt === 0 && isNoEnt(err)) {
+        forgetDir(w.loc.dir)
+        w.dir = openDir(w.loc)
+        continue
+      }
+      fromNative(err, w.loc.path)
+    }
+  }
+}
+
+/** Tries the head of a lock's queue; true when the lock was taken. */
+function pump(id: string): void {
+  const q = queues.get(id)
+  while (q !== undefined && q.length > 0) {
+    const w = q[0]!
+    let state: number
+    try {
+      state = attempt(w)
+    } catch (err) {
+      settle(w)
+      w.reject(err)
+      continue
+    }
+    if (state === 0) {
+      const fd = w.fd
+      w.fd = -1
+      settle(w)
+      w.resolve({ fd })
+    }
+    return
+  }
+}
+
+function attempt(w: Waiter): number {
+  for (let i = 0; i < 64; i++) {
+    const state = native.lock(w.fd, w.dir.fd, w.loc.file, w.writable, w.record()) as number
+    if (state !== 2) return state
+    // The file we waited on was unlinked or replaced: follow the new one.
+    native.close(w.fd)
+    w.fd = -1
+    unwatch(w)
+    openWaiterFd(w)
+    watch(w)
+  }
+  throw systemError(11, 'flock', w.loc.path)
+}
+
+function settle(w: Waiter): void {
+  const q = queues.get(w.loc.id)
+  if (q !== undefined) {
+    const i = q.indexOf(w)
+    if (i >= 0) q.splice(i, 1)
+    if (q.length === 0) queues.delete(w.loc.id)
+  }
+  if (w.timer !== undefined) clearTimeout(w.timer)
+  if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort)
+  unwatch(w)
+  if (w.fd >= 0) {
+    native.close(w.fd)
+    w.fd = -1
+  }
+  pending--
+  keepAlive()
+}
+
+// A pending wait keeps the process alive, as a pending timer does; a settled
+// one leaves nothing behind.
+function keepAlive(): void {
+  if (INOTIFY && watching) native.watchRef(pending > 0)
+  if (pending > 0 && safetyTimer === undefined) {
+    safetyTimer = setInterval(() => {
+      for (const id of [...queues.keys()]) pump(id)
+    }, SAFETY_INTERVAL)
+    if (INOTIFY) safetyTimer.unref()
+  } else if (pending === 0 && safetyTimer !== undefined) {
+    clearInterval(safetyTimer)
+    safetyTimer = undefined
+  }
+}
+
+function wait(l: Location, record: () => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<PosixHandle | Held> {
+  const loc = l as PosixLocation
+  return new Promise((resolve, reject) => {
+    const w: Waiter = {
+      loc,
+      dir: openDir(loc),
+      fd: -1,
+      writable: false,
+      wd: -1,
+      record,
+      resolve,
+      reject,
+      timer: undefined,
+      onAbort: undefined,
+      signal,
+    }
+    // Open and watch before the first try, so a release between the try and
+    // the wait cannot be missed.
+    openWaiterFd(w)
+    try {
+      watch(w)
+    } catch (err) {
+      native.close(w.fd)
+      throw err
+    }
+    pending++
+    keepAlive()
+    let q = queues.get(loc.id)
+    if (q === undefined) queues.set(loc.id, (q = []))
+    q.push(w)
+    if (timeout !== undefined) {
+      w.timer = setTimeout(() => {
+        const held = w.fd >= 0 ? (native.readRecord(w.fd) as string | null) : null
+        settle(w)
+        resolve({ held: true, record: held })
+      }, timeout)
+      if (INOTIFY) w.timer.unref()
+    }
+    if (signal !== undefined) {
+      w.onAbort = () => {
+        settle(w)
+        reject(abortError(signal))
+      }
+      signal.addEventListener('abort', w.onAbort, { once: true })
+    }
+    if (q.length === 1) pump(loc.id)
+  })
+}
+
+export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate }

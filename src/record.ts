@@ -1,0 +1,42 @@
+import os from 'node:os'
+import type { Location } from './backend.js'
+import type { Holder } from './types.js'
+
+let hostname: string | undefined
+
+/** The holder record written beside the lock: JSON text of a `Holder`. */
+export function makeRecord(loc: Location, data: string | undefined, startedAt: string): string {
+  hostname ??= os.hostname()
+  return (
+    `{"pid":${process.pid},"hostname":${JSON.stringify(hostname)},"startedAt":"${startedAt}",` +
+    `"name":${JSON.stringify(loc.name)},"scope":"${loc.scope}"` +
+    (loc.key === undefined ? '' : `,"key":${JSON.stringify(loc.key)}`) +
+    (data === undefined ? '' : `,"data":${data}`) +
+    '}'
+  )
+}
+
+/**
+ * Reads a record back. A record is information, not proof (any process that
+ * can write the file could have written it): it is shaped into a `Holder`
+ * only if it is well-formed and names this lock.
+ */
+export function parseRecord(text: string | null | undefined, loc?: Pick<Location, 'name' | 'scope'>): Holder | undefined {
+  if (typeof text !== 'string') return undefined
+  let r: Record<string, unknown>
+  try {
+    r = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (r === null || typeof r !== 'object') return undefined
+  const { pid, hostname: host, startedAt, name, scope, key, data } = r
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined
+  if (typeof host !== 'string' || typeof startedAt !== 'string' || typeof name !== 'string') return undefined
+  if (scope !== 'user' && scope !== 'machine') return undefined
+  if (loc !== undefined && (name !== loc.name || scope !== loc.scope)) return undefined
+  const holder: Holder = { pid, hostname: host, startedAt, name, scope }
+  if (typeof key === 'string') holder.key = key
+  if (data !== null && typeof data === 'object' && !Array.isArray(data)) holder.data = data as Record<string, unknown>
+  return holder
+}

@@ -1,0 +1,90 @@
+/** `'user'`: private to the OS user. `'machine'`: every user of the machine contends. */
+export type Scope = 'user' | 'machine'
+
+/** What identifies a lock besides its name, and what it records. */
+export interface LockOptions {
+  /**
+   * A resource the lock is for, typically a database file: one holder per
+   * `(name, key)`. A path to an existing file or directory is canonicalised,
+   * so two spellings of the same file are the same lock.
+   */
+  key?: string
+  /** Default `'user'`. The same name in the two scopes is two locks. */
+  scope?: Scope
+  /** Unix: keep the lock file in this directory instead of the scope's own. */
+  dir?: string
+  /** JSON metadata shown by `inspect()`, `list()` and `instance-lock status`, e.g. `{ port: 3000 }`. */
+  data?: Record<string, unknown>
+}
+
+/** Options of {@link lock}: wait at most `timeout` ms, or until `signal` aborts. */
+export interface WaitOptions extends LockOptions {
+  /** Milliseconds to wait; default: no limit; `0` behaves like `tryLock`. */
+  timeout?: number
+  signal?: AbortSignal
+}
+
+/** Who holds a lock, as recorded by the holder when it acquired (or last updated) it. */
+export interface Holder {
+  pid: number
+  hostname: string
+  /** ISO 8601, when the lock was acquired. */
+  startedAt: string
+  name: string
+  key?: string
+  scope: Scope
+  data?: Record<string, unknown>
+}
+
+/** The state of one lock, as `inspect()` and `list()` report it. */
+export interface LockStatus {
+  name: string
+  key?: string
+  scope: Scope
+  locked: boolean
+  /** Present when locked and the holder's record is readable. */
+  holder?: Holder
+  /** The lock file (Unix) or the mutex name (Windows). */
+  path: string
+}
+
+/** Options of {@link list}. */
+export interface ListOptions {
+  scope?: Scope
+  dir?: string
+}
+
+/** Options of {@link singleInstance} when it exits or throws on conflict. */
+export interface GuardOptions extends LockOptions {
+  /** `'exit'` (default): print who holds it and exit; `'throw'`: throw `LockedError`. */
+  onLocked?: 'exit' | 'throw'
+  /** Exit code for `onLocked: 'exit'`; default 1. */
+  exitCode?: number
+}
+
+/** Options of {@link singleInstance} when it replaces the running instance. */
+export interface ReplaceOptions extends LockOptions {
+  onLocked: 'replace'
+  /** Milliseconds to wait for the old instance after SIGTERM before SIGKILL; default 10000. */
+  timeout?: number
+}
+
+/** Options of {@link stop}. */
+export interface StopOptions extends LockOptions {
+  /** Default `'SIGTERM'`. On Windows the process is terminated. */
+  signal?: NodeJS.Signals
+  /** Milliseconds to wait for the lock to be free; default 10000. */
+  timeout?: number
+  /** After `timeout`, kill the holder (`SIGKILL`) and wait again. */
+  force?: boolean
+}
+
+/** What {@link stop} did. */
+export interface StopResult {
+  /** The lock is free now. */
+  stopped: boolean
+  /** The verified holder that was signalled, if any. */
+  pid?: number
+  /** It had to be killed. */
+  forced: boolean
+}

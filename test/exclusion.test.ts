@@ -1,0 +1,74 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { LockedError, inspect, tryLock } from '../src/index.js'
+import { spawnChild, tmpDir, uniqueName } from './helpers.js'
+
+describe('exclusion', () => {
+  it('refuses a second tryLock in the same process with our pid, and keeps the first', () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const first = tryLock(name, { dir })
+    let err: unknown
+    try {
+      tryLock(name, { dir })
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(LockedError)
+    expect((err as LockedError).code).toBe('ELOCKED')
+    expect((err as LockedError).name).toBe('LockedError')
+    expect((err as LockedError).holder?.pid).toBe(process.pid)
+    expect(first.released).toBe(false)
+    expect(inspect(name, { dir }).locked).toBe(true)
+    first.release()
+    expect(first.released).toBe(true)
+  })
+
+  it('refuses another process with its pid and data', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const child = await spawnChild()
+    await child.call('tryLock', name, { dir, data: { port: 4321 } })
+    let err: unknown
+    try {
+      tryLock(name, { dir })
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(LockedError)
+    expect((err as LockedError).holder?.pid).toBe(child.pid)
+    expect((err as LockedError).holder?.data).toEqual({ port: 4321 })
+  })
+
+  it('re-takes a released lock at once, across processes', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const child = await spawnChild()
+    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    expect(() => tryLock(name, { dir })).toThrow(LockedError)
+    await child.call('release', p)
+    tryLock(name, { dir }).release()
+  })
+
+  it('keeps different keys independent and one key one lock, whatever its spelling', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const db = path.join(dir, 'db.sqlite')
+    fs.writeFileSync(db, '')
+    const link = path.join(dir, 'link.sqlite')
+    fs.symlinkSync(db, link)
+    const other = path.join(dir, 'other.sqlite')
+    fs.writeFileSync(other, '')
+    const child = await spawnChild()
+    await child.call('tryLock', name, { dir, key: db })
+    expect(() => tryLock(name, { dir, key: link })).toThrow(LockedError)
+    const rel = path.relative(process.cwd(), db)
+    expect(() => tryLock(name, { dir, key: rel })).toThrow(LockedError)
+    expect(() => tryLock(name, { dir, key: path.join(dir, '.', 'db.sqlite') })).toThrow(LockedError)
+    const l = tryLock(name, { dir, key: other })
+    expect(l.key).toBe(fs.realpathSync(other))
+    l.release()
+    tryLock(name, { dir }).release()
+  })
+})

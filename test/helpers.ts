@@ -1,0 +1,119 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { afterEach } from 'vitest'
+
+export const ROOT = path.resolve(__dirname, '..')
+export const FIXTURES = path.join(__dirname, 'fixtures')
+
+const cleanups: Array<() => void> = []
+afterEach(() => {
+  while (cleanups.length > 0) {
+    try {
+      cleanups.pop()!()
+    } catch {
+      // best effort
+    }
+  }
+})
+
+/** A fresh directory for one test, removed afterwards. */
+export function tmpDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'il-test-'))
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** A lock name no other test (or earlier run) uses. */
+export function uniqueName(prefix = 't'): string {
+  return `${prefix}-${process.pid}-${randomBytes(4).toString('hex')}`
+}
+
+export interface RemoteError {
+  name: string
+  code: string
+  message: string
+  holder?: { pid: number; data?: Record<string, unknown> }
+}
+
+/** A child process driven over IPC (see fixtures/child.cjs). */
+export class Child {
+  readonly proc: ChildProcess
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  #next = 0
+  #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>()
+
+  constructor(proc: ChildProcess) {
+    this.proc = proc
+    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })))
+    proc.on('message', (m: { id?: number; ok?: boolean; result?: unknown; error?: RemoteError }) => {
+      if (m.id === undefined) return
+      const p = this.#pending.get(m.id)
+      if (p === undefined) return
+      this.#pending.delete(m.id)
+      if (m.ok) p.resolve(m.result)
+      else p.reject(Object.assign(new Error(m.error!.message), m.error))
+    })
+    void this.exited.then(() => {
+      for (const p of this.#pending.values()) p.reject(new Error('child exited'))
+      this.#pending.clear()
+    })
+  }
+
+  get pid(): number {
+    return this.proc.pid!
+  }
+
+  call<T = unknown>(op: string, ...args: unknown[]): Promise<T> {
+    const id = this.#next++
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      this.proc.send({ id, op, args })
+    })
+  }
+
+  /** Resolves with the error the call failed with; rejects if it succeeded. */
+  async fails(op: string, ...args: unknown[]): Promise<RemoteError> {
+    try {
+      await this.call(op, ...args)
+    } catch (err) {
+      return err as RemoteError
+    }
+    throw new Error(`${op} succeeded in the child but was expected to fail`)
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal)
+    await this.exited
+  }
+}
+
+/** Starts fixtures/child.cjs (or another fixture) and waits until it is ready. */
+export async function spawnChild(fixture = 'child.cjs', env: NodeJS.ProcessEnv = {}): Promise<Child> {
+  const proc = fork(path.join(FIXTURES, fixture), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } })
+  const child = new Child(proc)
+  cleanups.push(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+  })
+  await new Promise<void>((resolve, reject) => {
+    proc.once('message', () => resolve())
+    proc.once('exit', (code) => reject(new Error(`fixture ${fixture} exited with ${code} before it was ready`)))
+  })
+  return child
+}
+
+/** Resolves when `pid` no longer exists (polling kill(pid, 0); for cleanup checks only). */
+export async function waitForExit(pid: number, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    try {
+      process.kill(pid, 0)
+    } catch {
+      return true
+    }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  return false
+}
