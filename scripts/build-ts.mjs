@@ -8,7 +8,6 @@ import path from 'node:path'
 
 const root = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..')
 const require = createRequire(path.join(root, 'package.json'))
-fs.rmSync(path.join(root, 'dist'), { recursive: true, force: true })
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' })
 
 const cjs = fs.readFileSync(path.join(root, 'dist/index.js'), 'utf8')

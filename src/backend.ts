@@ -48,6 +48,14 @@ export interface Backend<H = unknown> {
   /** Is it held, and by whom? Takes nothing; `null`: no lock object exists. */
   probe(loc: Location): Probe | null
   enumerate(scope: Scope, dir: string | undefined): Found[]
+  /**
+   * The pids that hold the lock right now, as the operating system proves it
+   * (never the record alone: a pid read from a file is not proof). Empty when
+   * free or when no holder could be proven.
+   */
+  holders(loc: Location): number[]
+  /** Ends a verified holder: `signal` on Unix; on Windows the process is terminated. */
+  terminate(pid: number, signal: NodeJS.Signals): void
 }
 
 export function isHeld(x: unknown): x is Held {
