@@ -3,6 +3,7 @@ import path from 'node:path'
 import type { Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
 import { abortError, fromNative, systemError } from './errors.js'
+import { flockHolders } from './proc.js'
 import type { Scope } from './types.js'
 
 /**
@@ -495,4 +496,14 @@ function wait(l: Location, record: () => string, timeout: number | undefined, si
   })
 }
 
-export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate }
+// Only Linux can prove who holds a flock (see proc.ts); elsewhere nobody is
+// ever named as proven holder, so nobody is ever signalled on a guess.
+function holders(l: Location): number[] {
+  return process.platform === 'linux' ? flockHolders(l.path) : []
+}
+
+function terminate(pid: number, signal: NodeJS.Signals): void {
+  process.kill(pid, signal)
+}
+
+export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, terminate }

@@ -1,0 +1,88 @@
+import fs from 'node:fs'
+
+/**
+ * Linux: who holds a flock on a file, as the kernel says — never a pid read
+ * from a file (pids are reused; a record left by a crashed holder names a
+ * dead or unrelated process).
+ *
+ * /proc/locks names the process that *took* each flock, which can be dead
+ * while the lock lives on in a descriptor it passed to a child (`run`'s
+ * COMMAND). /proc/<pid>/fdinfo/<fd> lists the locks owned by that open file
+ * description, so a process proves it holds the lock when one of its
+ * descriptors shows a FLOCK WRITE lock on our device and inode. Candidates
+ * from /proc/locks are checked first; if none proves out, every process we
+ * may look at is scanned. (/proc/locks is filtered by pid namespace: a holder
+ * in another container is not found, and not signalled.)
+ */
+export function flockHolders(path: string): number[] {
+  let st: fs.BigIntStats
+  try {
+    st = fs.lstatSync(path, { bigint: true })
+  } catch {
+    return []
+  }
+  const needle = `${devString(st.dev)}:${st.ino}`
+  const proven = candidates(needle).filter((pid) => holdsLock(pid, needle))
+  if (proven.length > 0) return proven
+  const all: number[] = []
+  let entries: string[]
+  try {
+    entries = fs.readdirSync('/proc')
+  } catch {
+    return []
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue
+    const pid = Number(e)
+    if (holdsLock(pid, needle)) all.push(pid)
+  }
+  return all
+}
+
+// The kernel prints a dev_t as "%02x:%02x" of MAJOR:MINOR (new encoding).
+function devString(dev: bigint): string {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn)
+  return `${major.toString(16).padStart(2, '0')}:${minor.toString(16).padStart(2, '0')}`
+}
+
+function candidates(needle: string): number[] {
+  let text: string
+  try {
+    text = fs.readFileSync('/proc/locks', 'utf8')
+  } catch {
+    return []
+  }
+  const out: number[] = []
+  for (const line of text.split('\n')) {
+    // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; "->" lines are waiters.
+    const f = line.trim().split(/\s+/)
+    if (f[1] !== 'FLOCK' || f[3] !== 'WRITE' || f[5] !== needle) continue
+    const pid = Number(f[4])
+    if (pid > 0 && !out.includes(pid)) out.push(pid)
+  }
+  return out
+}
+
+function holdsLock(pid: number, needle: string): boolean {
+  let fds: string[]
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fdinfo`)
+  } catch {
+    return false
+  }
+  for (const fd of fds) {
+    let info: string
+    try {
+      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of info.split('\n')) {
+      if (!line.startsWith('lock:')) continue
+      const f = line.slice(5).trim().split(/\s+/)
+      if (f[1] === 'FLOCK' && f[3] === 'WRITE' && f[5] === needle) return true
+    }
+  }
+  return false
+}
