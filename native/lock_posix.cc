@@ -429,11 +429,13 @@ Napi::Value FsType(const Napi::CallbackInfo& info) {
 }
 
 #if defined(__linux__)
-// One inotify instance per addon instance (per thread running JS), polled by
-// the libuv loop of that thread. Waiters watch their lock file for close:
-// a holder's release and a holder's death both close its descriptor, and the
-// kernel reports it at once. The callback receives the watch descriptors
-// that saw something; src/ decides what to do.
+// Waiters watch their lock file for close: a holder's release and a holder's
+// death both close its descriptor, and the kernel reports it at once. One
+// inotify instance per addon instance (per thread running JS), polled by that
+// thread's libuv loop, open only while some wait is pending, so a settled
+// wait leaves no descriptor and nothing that keeps the process alive. The
+// callback receives the watch descriptors that saw something; src/ decides
+// what to do.
 constexpr uint32_t kWatchMask =
     IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
@@ -441,17 +443,17 @@ struct Watcher {
   int fd = -1;
   uv_poll_t* poll = nullptr;
   napi_env env = nullptr;
-  Napi::FunctionReference callback;
-  Napi::ObjectReference resource;
+  napi_ref callback = nullptr;
+  napi_ref resource = nullptr;
   napi_async_context context = nullptr;
-  bool referenced = false;
 };
 
 void OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
 
-void ShutdownWatcher(Watcher* w) {
+void StopWatcher(Watcher* w) {
   if (w->poll != nullptr) {
     uv_poll_stop(w->poll);
+    w->poll->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(w->poll), OnPollClosed);
     w->poll = nullptr;
   }
@@ -461,7 +463,11 @@ void ShutdownWatcher(Watcher* w) {
   }
 }
 
-void OnReadable(uv_poll_t* handle, int status, int events) {
+// Runs from the libuv loop, also while the environment is being torn down
+// (Node runs the loop once more to close handles before cleanup hooks), when
+// calling into JS is no longer possible: plain Node-API calls with their
+// status checked, so a failure is a quiet return and never an abort.
+void OnReadable(uv_poll_t* handle, int, int) {
   Watcher* w = static_cast<Watcher*>(handle->data);
   if (w == nullptr || w->fd < 0) return;
   std::vector<int32_t> wds;
@@ -475,35 +481,57 @@ void OnReadable(uv_poll_t* handle, int status, int events) {
       p += sizeof(struct inotify_event) + ev->len;
     }
   }
-  (void)status;
-  (void)events;
   if (wds.empty()) return;
-  Napi::Env env(w->env);
-  Napi::HandleScope scope(env);
-  Napi::Array arr = Napi::Array::New(env, wds.size());
-  for (size_t i = 0; i < wds.size(); i++) arr.Set(static_cast<uint32_t>(i), wds[i]);
-  // MakeCallback runs the microtask queue and nextTicks afterwards, as any
-  // libuv-driven callback into JS must.
-  napi_value argv[] = {arr};
-  napi_value result;
-  napi_make_callback(w->env, w->context, w->resource.Value(), w->callback.Value(), 1, argv,
-                     &result);
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value arr, fn, resource, result;
+  bool ok = napi_create_array_with_length(env, wds.size(), &arr) == napi_ok &&
+            napi_get_reference_value(env, w->callback, &fn) == napi_ok &&
+            napi_get_reference_value(env, w->resource, &resource) == napi_ok;
+  for (size_t i = 0; ok && i < wds.size(); i++) {
+    napi_value v;
+    ok = napi_create_int32(env, wds[i], &v) == napi_ok &&
+         napi_set_element(env, arr, static_cast<uint32_t>(i), v) == napi_ok;
+  }
+  // MakeCallback drains the microtask and nextTick queues afterwards, as any
+  // libuv-driven call into JS must.
+  if (ok && napi_make_callback(env, w->context, resource, fn, 1, &arr, &result) ==
+                napi_pending_exception) {
+    napi_value err;
+    if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
 }
 
-void FinalizeWatcher(Napi::Env, Watcher* w) {
-  ShutdownWatcher(w);
-  if (w->context != nullptr) napi_async_destroy(w->env, w->context);
-  w->callback.Reset();
-  w->resource.Reset();
+void FinalizeWatcher(Napi::Env env, Watcher* w) {
+  StopWatcher(w);
+  if (w->context != nullptr) napi_async_destroy(env, w->context);
+  if (w->callback != nullptr) napi_delete_reference(env, w->callback);
+  if (w->resource != nullptr) napi_delete_reference(env, w->resource);
   delete w;
 }
 
 Watcher* GetWatcher(Napi::Env env) { return env.GetInstanceData<Watcher>(); }
 
-// watchStart(callback): sets up this thread's inotify instance (idempotent).
+// watchStart(callback): opens this thread's inotify instance and starts
+// polling it (a pending wait keeps the process alive, as a timer does).
+// Idempotent; the callback given first is kept.
 Napi::Value WatchStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (GetWatcher(env) != nullptr) return env.Undefined();
+  Watcher* w = GetWatcher(env);
+  if (w == nullptr) {
+    w = new Watcher();
+    w->env = env;
+    napi_create_reference(env, info[0], 1, &w->callback);
+    napi_value resource;
+    napi_create_object(env, &resource);
+    napi_create_reference(env, resource, 1, &w->resource);
+    napi_async_init(env, resource, Napi::String::New(env, "instance-lock:wait"), &w->context);
+    env.SetInstanceData<Watcher, FinalizeWatcher>(w);
+    napi_add_env_cleanup_hook(env, [](void* arg) { StopWatcher(static_cast<Watcher*>(arg)); }, w);
+  }
+  if (w->fd >= 0) return env.Undefined();
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) {
     ThrowSystemError(env, errno, "inotify_init1", "");
@@ -511,22 +539,19 @@ Napi::Value WatchStart(const Napi::CallbackInfo& info) {
   }
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
-  auto* w = new Watcher();
   w->fd = fd;
-  w->env = env;
-  w->callback = Napi::Persistent(info[0].As<Napi::Function>());
-  w->resource = Napi::Persistent(Napi::Object::New(env));
-  napi_async_init(env, w->resource.Value(), Napi::String::New(env, "instance-lock:wait"),
-                  &w->context);
   w->poll = new uv_poll_t();
   w->poll->data = w;
   uv_poll_init(loop, w->poll, fd);
   uv_poll_start(w->poll, UV_READABLE, OnReadable);
-  uv_unref(reinterpret_cast<uv_handle_t*>(w->poll));
-  env.SetInstanceData<Watcher, FinalizeWatcher>(w);
-  napi_add_env_cleanup_hook(env, [](void* arg) { ShutdownWatcher(static_cast<Watcher*>(arg)); },
-                            w);
   return env.Undefined();
+}
+
+// watchStop(): closes the inotify instance and every watch in it.
+Napi::Value WatchStop(const Napi::CallbackInfo& info) {
+  Watcher* w = GetWatcher(info.Env());
+  if (w != nullptr) StopWatcher(w);
+  return info.Env().Undefined();
 }
 
 // watchAdd(path) -> watch descriptor (the same inode gives the same number).
@@ -534,7 +559,8 @@ Napi::Value WatchAdd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Watcher* w = GetWatcher(env);
   std::string path = info[0].As<Napi::String>();
-  int wd = inotify_add_watch(w->fd, path.c_str(), kWatchMask | IN_DONT_FOLLOW);
+  int wd = w == nullptr || w->fd < 0 ? (errno = EBADF, -1)
+                                     : inotify_add_watch(w->fd, path.c_str(), kWatchMask | IN_DONT_FOLLOW);
   if (wd < 0) {
     ThrowSystemError(env, errno, "inotify_add_watch", path);
     return env.Undefined();
@@ -545,21 +571,7 @@ Napi::Value WatchAdd(const Napi::CallbackInfo& info) {
 Napi::Value WatchRemove(const Napi::CallbackInfo& info) {
   Watcher* w = GetWatcher(info.Env());
   // EINVAL: the kernel already dropped the watch (file deleted).
-  inotify_rm_watch(w->fd, info[0].As<Napi::Number>().Int32Value());
-  return info.Env().Undefined();
-}
-
-// watchRef(bool): a pending wait keeps the process alive, as a timer does.
-Napi::Value WatchRef(const Napi::CallbackInfo& info) {
-  Watcher* w = GetWatcher(info.Env());
-  bool ref = info[0].As<Napi::Boolean>();
-  if (w->poll != nullptr && ref != w->referenced) {
-    if (ref)
-      uv_ref(reinterpret_cast<uv_handle_t*>(w->poll));
-    else
-      uv_unref(reinterpret_cast<uv_handle_t*>(w->poll));
-    w->referenced = ref;
-  }
+  if (w != nullptr && w->fd >= 0) inotify_rm_watch(w->fd, info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 #endif
@@ -580,7 +592,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("watchStart", Napi::Function::New(env, WatchStart, "watchStart"));
   exports.Set("watchAdd", Napi::Function::New(env, WatchAdd, "watchAdd"));
   exports.Set("watchRemove", Napi::Function::New(env, WatchRemove, "watchRemove"));
-  exports.Set("watchRef", Napi::Function::New(env, WatchRef, "watchRef"));
+  exports.Set("watchStop", Napi::Function::New(env, WatchStop, "watchStop"));
 #endif
 }
 

@@ -432,10 +432,15 @@ function settle(w: Waiter): void {
   keepAlive()
 }
 
-// A pending wait keeps the process alive, as a pending timer does; a settled
-// one leaves nothing behind.
+// A pending wait keeps the process alive, as a pending timer does (the
+// inotify poll handle is referenced); a settled one leaves nothing behind:
+// with no wait pending the inotify instance is closed.
 function keepAlive(): void {
-  if (INOTIFY && watching) native.watchRef(pending > 0)
+  if (INOTIFY && watching && pending === 0) {
+    native.watchStop()
+    watching = false
+    wdPaths.clear()
+  }
   if (pending > 0 && safetyTimer === undefined) {
     safetyTimer = setInterval(() => {
       for (const id of [...queues.keys()]) pump(id)
