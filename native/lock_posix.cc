@@ -579,6 +579,7 @@ Napi::Value WatchRemove(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("AT_FDCWD", Napi::Number::New(env, AT_FDCWD));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
   exports.Set("acquire", Napi::Function::New(env, Acquire, "acquire"));

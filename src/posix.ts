@@ -88,10 +88,12 @@ function locate(id: { name: string; key: string | undefined; keyHash: string | u
   }
 }
 
-// Directories are set up and verified once per process and kept open: the
-// descriptor pins the verified directory (every lock file is opened relative
-// to it, so it cannot be swapped for another), and a shared flock on it
-// makes systemd-tmpfiles skip it and everything in it.
+// The scope directories are set up and verified once per process and kept
+// open: the descriptor pins the verified directory (every lock file is
+// opened relative to it, so it cannot be swapped for another), and a shared
+// flock on it makes systemd-tmpfiles skip it and everything in it. A
+// directory the user chose is used by path and nothing in it is held open
+// between locks, so it can be unmounted or removed like any other.
 const dirs = new Map<string, Dir>()
 const warnedNetwork = new Set<string>()
 
@@ -104,17 +106,19 @@ function openDir(loc: PosixLocation): Dir {
     } catch (err) {
       throw withPath(err, loc.dir)
     }
-  } else {
-    try {
-      fs.mkdirSync(loc.dir, { mode: loc.kind === 'user' ? 0o700 : 0o777 })
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw withPath(err, loc.dir)
-    }
+    warnIfNetwork(loc.dir)
+    d = { fd: native.AT_FDCWD }
+    dirs.set(loc.dir, d)
+    return d
+  }
+  try {
+    fs.mkdirSync(loc.dir, { mode: loc.kind === 'user' ? 0o700 : 0o777 })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw withPath(err, loc.dir)
   }
   let fd: number
   try {
-    const follow = loc.kind === 'custom' ? 0 : fs.constants.O_NOFOLLOW
-    fd = fs.openSync(loc.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | follow)
+    fd = fs.openSync(loc.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
   } catch (err) {
     throw withPath(err, loc.dir)
   }
@@ -129,6 +133,11 @@ function openDir(loc: PosixLocation): Dir {
   d = { fd }
   dirs.set(loc.dir, d)
   return d
+}
+
+/** The name the addon opens relative to the directory's descriptor. */
+function fileArg(loc: PosixLocation): string {
+  return loc.kind === 'custom' ? loc.path : loc.file
 }
 
 /**
@@ -209,7 +218,7 @@ function acquire(l: Location, record: string): PosixHandle | Held {
     const d = openDir(loc)
     let r: number | string | null
     try {
-      r = native.acquire(d.fd, loc.file, loc.mode, loc.enforceMode, record)
+      r = native.acquire(d.fd, fileArg(loc), loc.mode, loc.enforceMode, record)
     } catch (err) {
       // Our directory was deleted under us (creating in it fails with
       // ENOENT): set it up again, once.
@@ -228,7 +237,7 @@ function forgetDir(dir: string): void {
   const d = dirs.get(dir)
   if (d === undefined) return
   dirs.delete(dir)
-  fs.closeSync(d.fd)
+  if (d.fd !== native.AT_FDCWD) fs.closeSync(d.fd)
 }
 
 function release(l: Location, h: PosixHandle): void {
@@ -362,7 +371,7 @@ function unwatch(w: Waiter): void {
 function openWaiterFd(w: Waiter): void {
   for (let attempt = 0; ; attempt++) {
     try {
-      const [fd, writable] = native.open(w.dir.fd, w.loc.file, w.loc.mode, w.loc.enforceMode) as [number, boolean]
+      const [fd, writable] = native.open(w.dir.fd, fileArg(w.loc), w.loc.mode, w.loc.enforceMode) as [number, boolean]
       w.fd = fd
       w.writable = writable
       return
@@ -402,7 +411,7 @@ function pump(id: string): void {
 
 function attempt(w: Waiter): number {
   for (let i = 0; i < 64; i++) {
-    const state = native.lock(w.fd, w.dir.fd, w.loc.file, w.writable, w.record()) as number
+    const state = native.lock(w.fd, w.dir.fd, fileArg(w.loc), w.writable, w.record()) as number
     if (state !== 2) return state
     // The file we waited on was unlinked or replaced: follow the new one.
     native.close(w.fd)

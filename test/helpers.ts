@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -93,6 +93,20 @@ export class Child {
 /** Starts fixtures/child.cjs (or another fixture) and waits until it is ready. */
 export async function spawnChild(fixture = 'child.cjs', env: NodeJS.ProcessEnv = {}): Promise<Child> {
   const proc = fork(path.join(FIXTURES, fixture), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } })
+  return ready(proc, fixture)
+}
+
+/** Starts fixtures/child.cjs as another user (root only; util-linux setpriv). */
+export async function spawnChildAs(uid: number): Promise<Child> {
+  const proc = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, path.join(FIXTURES, 'child.cjs')], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  return ready(proc, `child.cjs as uid ${uid}`)
+}
+
+export const isRoot = process.getuid?.() === 0
+
+async function ready(proc: ChildProcess, fixture: string): Promise<Child> {
   const child = new Child(proc)
   cleanups.push(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
@@ -104,16 +118,3 @@ export async function spawnChild(fixture = 'child.cjs', env: NodeJS.ProcessEnv =
   return child
 }
 
-/** Resolves when `pid` no longer exists (polling kill(pid, 0); for cleanup checks only). */
-export async function waitForExit(pid: number, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    try {
-      process.kill(pid, 0)
-    } catch {
-      return true
-    }
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  return false
-}

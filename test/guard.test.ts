@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { LockedError, singleInstance } from '../src/index.js'
+import { FIXTURES, spawnChild, tmpDir, uniqueName } from './helpers.js'
+
+function guard(name: string, options: object) {
+  const proc = spawn(process.execPath, [path.join(FIXTURES, 'guard.cjs'), name, JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  proc.stdout.on('data', (d) => (stdout += d))
+  proc.stderr.on('data', (d) => (stderr += d))
+  const running = new Promise<void>((resolve, reject) => {
+    proc.stdout.on('data', () => stdout.includes('running\n') && resolve())
+    proc.once('exit', () => reject(new Error(`exited before running: ${stderr}`)))
+  })
+  // Only awaited for instances that are expected to run.
+  running.catch(() => {})
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    proc.once('exit', (code) => resolve({ code, stdout, stderr })),
+  )
+  return { proc, running, exited }
+}
+
+describe('singleInstance', () => {
+  it('the second instance prints who runs, since when, its data and how to stop it, then exits 1', async () => {
+    const dir = tmpDir()
+    const name = uniqueName('web')
+    const first = guard(name, { dir, data: { port: 3000 } })
+    await first.running
+    const second = guard(name, { dir })
+    const r = await second.exited
+    expect(r.code).toBe(1)
+    expect(r.stdout).toBe('')
+    const lines = r.stderr.trimEnd().split('\n')
+    expect(lines[0]).toContain(`"${name}" is already running as pid ${first.proc.pid}`)
+    expect(lines[0]).toMatch(/since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/)
+    expect(r.stderr).toContain('port=3000')
+    expect(r.stderr).toContain(`instance-lock stop ${name}`)
+    first.proc.stdin.end()
+    expect((await first.exited).code).toBe(0)
+    const third = guard(name, { dir })
+    await third.running
+    third.proc.stdin.end()
+    await third.exited
+  })
+
+  it('exits with exitCode, and names key and scope in the stop command', async () => {
+    const name = uniqueName('worker')
+    const key = '/srv/db one.sqlite'
+    const first = guard(name, { scope: 'machine', key })
+    await first.running
+    const r = await guard(name, { scope: 'machine', key, exitCode: 42 }).exited
+    expect(r.code).toBe(42)
+    expect(r.stderr).toContain(`instance-lock stop ${name} --scope machine --key '/srv/db one.sqlite'`)
+    first.proc.stdin.end()
+    await first.exited
+  })
+
+  it("onLocked: 'throw' throws LockedError with the holder instead of exiting", async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const child = await spawnChild()
+    await child.call('tryLock', name, { dir })
+    let err: unknown
+    try {
+      singleInstance(name, { dir, onLocked: 'throw' })
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(LockedError)
+    expect((err as LockedError).holder?.pid).toBe(child.pid)
+  })
+
+  it('returns the Lock when free', () => {
+    const dir = tmpDir()
+    const l = singleInstance(uniqueName(), { dir })
+    expect(l.released).toBe(false)
+    l.release()
+  })
+})

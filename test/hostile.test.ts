@@ -1,0 +1,82 @@
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { inspect, tryLock } from '../src/index.js'
+import { isRoot, spawnChildAs, tmpDir, uniqueName } from './helpers.js'
+
+function lockFile(dir: string, name: string): string {
+  return path.join(dir, `${name}.lock`)
+}
+
+describe('hostile files at the lock path', () => {
+  it('never follows a planted symlink: ELOOP, victim unchanged', () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const victim = path.join(dir, 'victim')
+    fs.writeFileSync(victim, 'precious')
+    fs.symlinkSync(victim, lockFile(dir, name))
+    expect(() => tryLock(name, { dir })).toThrow(expect.objectContaining({ code: 'ELOOP', syscall: 'open', path: lockFile(dir, name) }))
+    expect(() => inspect(name, { dir })).toThrow(expect.objectContaining({ code: 'ELOOP' }))
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
+  })
+
+  it('refuses a planted hard link: EMLINK, victim unchanged', () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const victim = path.join(dir, 'victim')
+    fs.writeFileSync(victim, 'precious')
+    fs.linkSync(victim, lockFile(dir, name))
+    expect(() => tryLock(name, { dir })).toThrow(expect.objectContaining({ code: 'EMLINK', path: lockFile(dir, name) }))
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
+  })
+
+  it('does not hang on a planted FIFO, nor use a directory', () => {
+    const dir = tmpDir()
+    const fifo = uniqueName()
+    execFileSync('mkfifo', [lockFile(dir, fifo)])
+    expect(() => tryLock(fifo, { dir })).toThrow(expect.objectContaining({ code: 'EINVAL' }))
+    const sub = uniqueName()
+    fs.mkdirSync(lockFile(dir, sub))
+    expect(() => tryLock(sub, { dir })).toThrow(expect.objectContaining({ code: 'EISDIR' }))
+  })
+})
+
+describe.skipIf(!isRoot)('file-system refusals (needs root to mount and to switch users)', () => {
+  it('read-only file system: EROFS with the path, nothing written', () => {
+    const dir = tmpDir()
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', dir])
+    try {
+      const name = uniqueName()
+      expect(() => tryLock(name, { dir })).toThrow(expect.objectContaining({ code: 'EROFS', syscall: 'open', path: lockFile(dir, name) }))
+      expect(fs.readdirSync(dir)).toEqual([])
+    } finally {
+      execFileSync('umount', [dir])
+    }
+  })
+
+  it('permission denied: EACCES with the path', async () => {
+    const dir = tmpDir()
+    fs.chmodSync(dir, 0o755)
+    const child = await spawnChildAs(65534)
+    const name = uniqueName()
+    const err = await child.fails('tryLock', name, { dir })
+    expect(err).toMatchObject({ code: 'EACCES', path: lockFile(dir, name) })
+  })
+
+  it('refuses a user-scope directory another user prepared', async () => {
+    const uid = 65533
+    const prepared = `/dev/shm/instance-lock-${uid}`
+    fs.rmSync(prepared, { recursive: true, force: true })
+    fs.mkdirSync(prepared, { mode: 0o777 })
+    fs.chmodSync(prepared, 0o777)
+    try {
+      const child = await spawnChildAs(uid)
+      const err = await child.fails('tryLock', uniqueName())
+      expect(err).toMatchObject({ code: 'EACCES', path: prepared })
+      expect(fs.readdirSync(prepared)).toEqual([])
+    } finally {
+      fs.rmSync(prepared, { recursive: true, force: true })
+    }
+  })
+})

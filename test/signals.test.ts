@@ -1,0 +1,33 @@
+import { execFileSync, fork } from 'node:child_process'
+import path from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { tryLock } from '../src/index.js'
+import { FIXTURES, tmpDir, uniqueName } from './helpers.js'
+
+describe('signals and cleaners', () => {
+  it('lock operations survive a shower of signals (EINTR is retried)', async () => {
+    const dir = tmpDir()
+    const proc = fork(path.join(FIXTURES, 'signalled.cjs'), [uniqueName(), dir, '5000'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const exit = new Promise<number | null>((resolve) => proc.once('exit', resolve))
+    await new Promise((r) => proc.once('message', r))
+    const done = new Promise<{ signals: number }>((resolve) => proc.once('message', (m) => resolve(m as { signals: number })))
+    proc.send('go')
+    let finished = false
+    void done.then(() => (finished = true))
+    while (!finished) {
+      proc.kill('SIGUSR1')
+      await new Promise((r) => setImmediate(r))
+    }
+    expect((await done).signals).toBeGreaterThan(0)
+    proc.kill()
+    await exit
+  })
+
+  it('holds a shared flock on the scope directory, so systemd-tmpfiles skips it', () => {
+    const lock = tryLock(uniqueName())
+    const dir = path.dirname(lock.path)
+    // systemd-tmpfiles takes LOCK_EX|LOCK_NB on a directory before cleaning it.
+    expect(() => execFileSync('flock', ['-x', '-n', dir, 'true'])).toThrow()
+    lock.release()
+  })
+})
