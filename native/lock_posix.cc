@@ -446,6 +446,13 @@ struct Watcher {
   napi_ref callback = nullptr;
   napi_ref resource = nullptr;
   napi_async_context context = nullptr;
+  // Set while the callback runs. A watchStop() from inside it (the last
+  // pending wait just settled) is carried out only once the callback has
+  // returned: closing the poll handle from within its own callback leaves
+  // the promises it resolved unsettled (microtasks not drained) until some
+  // other event wakes the loop, which made handoffs take 10-30 ms.
+  bool dispatching = false;
+  bool stop_requested = false;
 };
 
 void OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
@@ -496,8 +503,14 @@ void OnReadable(uv_poll_t* handle, int, int) {
   }
   // MakeCallback drains the microtask and nextTick queues afterwards, as any
   // libuv-driven call into JS must.
-  if (ok && napi_make_callback(env, w->context, resource, fn, 1, &arr, &result) ==
-                napi_pending_exception) {
+  w->dispatching = true;
+  napi_status status = ok ? napi_make_callback(env, w->context, resource, fn, 1, &arr, &result) : napi_ok;
+  w->dispatching = false;
+  if (w->stop_requested) {
+    w->stop_requested = false;
+    StopWatcher(w);
+  }
+  if (status == napi_pending_exception) {
     napi_value err;
     if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
   }
@@ -531,6 +544,9 @@ Napi::Value WatchStart(const Napi::CallbackInfo& info) {
     env.SetInstanceData<Watcher, FinalizeWatcher>(w);
     napi_add_env_cleanup_hook(env, [](void* arg) { StopWatcher(static_cast<Watcher*>(arg)); }, w);
   }
+  // A stop requested by the callback now running is called off: the
+  // instance is reused (every watch of the settled waits was removed).
+  w->stop_requested = false;
   if (w->fd >= 0) return env.Undefined();
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) {
@@ -550,7 +566,8 @@ Napi::Value WatchStart(const Napi::CallbackInfo& info) {
 // watchStop(): closes the inotify instance and every watch in it.
 Napi::Value WatchStop(const Napi::CallbackInfo& info) {
   Watcher* w = GetWatcher(info.Env());
-  if (w != nullptr) StopWatcher(w);
+  if (w != nullptr && w->dispatching) w->stop_requested = true;
+  else if (w != nullptr) StopWatcher(w);
   return info.Env().Undefined();
 }
 
