@@ -5,6 +5,12 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 
 /**
+ * The platforms the package ships a prebuild for, as prebuilds/<platform>-<arch>.
+ * `npm run build:prebuilds` builds these and the packaging test requires each.
+ */
+export const PREBUILD_TARGETS = ['linux-x64', 'linux-arm64']
+
+/**
  * The newest symbol versions the official Node 20 Linux binaries (x64 and
  * arm64) themselves require, read from them with `readelf -V`. A prebuild
  * that needs nothing newer loads wherever the Node it targets runs

@@ -1,7 +1,7 @@
 // Builds the addons shipped in prebuilds/ so that installing the package
 // needs no compiler on linux-x64, linux-arm64 and win32-x64:
 //
-//   node scripts/prebuild.mjs [linux-x64] [linux-arm64] [win32-x64]   (default: all)
+//   node scripts/prebuild.mjs [TARGET...]   (default: every shipped target)
 //
 // Runs on an x86-64 Linux machine (Debian 12 here and in CI): linux-arm64 is
 // cross-compiled (scripts/setup-qemu.sh installs the toolchain and an arm64
@@ -15,7 +15,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { prebuildProblems } from './binary-info.mjs'
+import { PREBUILD_TARGETS, prebuildProblems } from './binary-info.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
@@ -114,7 +114,7 @@ const targets = {
 }
 
 function main(argv) {
-  const wanted = argv.length > 0 ? argv : Object.keys(targets)
+  const wanted = argv.length > 0 ? argv : PREBUILD_TARGETS
   for (const t of wanted) if (!(t in targets)) throw new Error(`unknown target ${t}; known: ${Object.keys(targets).join(', ')}`)
   for (const target of wanted) {
     const dir = scratchCopy(target)

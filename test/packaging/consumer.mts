@@ -1,0 +1,39 @@
+// Type-checked (never run) against the packed types through the `import`
+// condition of package.json "exports".
+import { LockedError, inspect, list, lock, singleInstance, tryLock } from 'instance-lock'
+import type { Holder, Lock, LockStatus } from 'instance-lock'
+
+const held: Lock = tryLock('web', { scope: 'user', key: './data/app.sqlite', data: { port: 3000 } })
+held.update({ port: 3001 })
+const when: Date = held.acquiredAt
+held.release()
+
+{
+  using scoped = tryLock('job')
+  const released: boolean = scoped.released
+  void released
+}
+
+const status: LockStatus = inspect('web', { scope: 'machine' })
+const holder: Holder | undefined = status.holder
+const waited: Promise<Lock> = lock('web', { timeout: 1000, signal: AbortSignal.timeout(2000) })
+const guard: Lock = singleInstance('web', { onLocked: 'exit', exitCode: 3 })
+const replaced: Promise<Lock> = singleInstance('web', { onLocked: 'replace', timeout: 5000 })
+const all: LockStatus[] = list({ scope: 'machine' })
+
+try {
+  tryLock('web')
+} catch (err) {
+  if (err instanceof LockedError) {
+    const code: 'ELOCKED' = err.code
+    const pid: number | undefined = err.holder?.pid
+    void [code, pid]
+  }
+}
+
+// @ts-expect-error a lock name is a string
+tryLock(42)
+// @ts-expect-error there is no such scope
+tryLock('web', { scope: 'session' })
+
+void [when, holder, waited, guard, replaced, all]
