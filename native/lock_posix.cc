@@ -83,6 +83,7 @@ struct OpenResult {
   int err = 0;
   const char* syscall = "open";
   bool writable = false;
+  struct stat st;  // of the opened file: its dev/ino never change
 };
 
 // Opens (creating if needed) the lock file `name` in the directory `dirfd`
@@ -123,7 +124,7 @@ OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, bool enforce_m
     r.writable = true;
   }
 
-  struct stat st;
+  struct stat& st = r.st;
   if (fstat(r.fd, &st) != 0) {
     r.err = errno;
     r.syscall = "fstat";
@@ -154,23 +155,30 @@ enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
 
 // flock, then prove the descriptor still names the file `name`: between our
 // open and our flock a previous holder or a cleaner may have unlinked or
-// replaced it, and a lock on an orphaned inode excludes nobody.
-int LockFd(int fd, int dirfd, const char* name, bool writable, int* err, const char** syscall) {
+// replaced it, and a lock on an orphaned inode excludes nobody. `opened` is
+// the descriptor's fstat when the caller has one (a descriptor's dev/ino
+// never change, and while the name resolves to them the file is linked, so
+// no second fstat is needed); otherwise it is taken here.
+int LockFd(int fd, int dirfd, const char* name, bool writable, const struct stat* opened, int* err,
+           const char** syscall) {
   if (FlockRetry(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK || errno == EAGAIN) return kHeld;
     *err = errno;
     *syscall = "flock";
     return -1;
   }
-  struct stat held, named;
-  if (fstat(fd, &held) != 0) {
-    *err = errno;
-    *syscall = "fstat";
-    FlockRetry(fd, LOCK_UN);
-    return -1;
+  struct stat own, named;
+  if (opened == nullptr) {
+    if (fstat(fd, &own) != 0) {
+      *err = errno;
+      *syscall = "fstat";
+      FlockRetry(fd, LOCK_UN);
+      return -1;
+    }
+    opened = &own;
   }
-  if (fstatat(dirfd, name, &named, AT_SYMLINK_NOFOLLOW) != 0 || held.st_dev != named.st_dev || held.st_ino != named.st_ino ||
-      held.st_nlink == 0) {
+  if (fstatat(dirfd, name, &named, AT_SYMLINK_NOFOLLOW) != 0 || opened->st_dev != named.st_dev ||
+      opened->st_ino != named.st_ino) {
     FlockRetry(fd, LOCK_UN);
     return kStale;
   }
@@ -190,13 +198,20 @@ int LockFd(int fd, int dirfd, const char* name, bool writable, int* err, const c
   return kAcquired;
 }
 
+// Eight lowercase hex digits, as "%08x" would print them (snprintf is a
+// measurable part of an acquisition).
+void Hex8(char* out, uint32_t v) {
+  static const char kDigits[] = "0123456789abcdef";
+  for (int i = 7; i >= 0; i--, v >>= 4) out[i] = kDigits[v & 0xf];
+}
+
 int WriteRecord(int fd, const std::string& json) {
-  char header[kHeaderLen + 1];
-  snprintf(header, sizeof header, "IL1 %08x %08x\n", static_cast<unsigned>(json.size()),
-           Fnv1a(json.data(), json.size()));
-  std::string buf;
+  std::string buf(kHeaderLen, ' ');
   buf.reserve(kHeaderLen + json.size());
-  buf.append(header, kHeaderLen);
+  memcpy(&buf[0], "IL1 ", 4);
+  Hex8(&buf[4], static_cast<uint32_t>(json.size()));
+  Hex8(&buf[13], Fnv1a(json.data(), json.size()));
+  buf[21] = '\n';
   buf.append(json);
   size_t off = 0;
   while (off < buf.size()) {
@@ -287,7 +302,7 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   bool writable = info[3].As<Napi::Boolean>();
   int err = 0;
   const char* syscall = "flock";
-  int state = LockFd(fd, dirfd, name.c_str(), writable, &err, &syscall);
+  int state = LockFd(fd, dirfd, name.c_str(), writable, nullptr, &err, &syscall);
   if (state < 0) {
     ThrowSystemError(env, err, syscall, name);
     return env.Undefined();
@@ -315,7 +330,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     }
     int err = 0;
     const char* syscall = "flock";
-    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, &err, &syscall);
+    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, &r.st, &err, &syscall);
     if (state == kAcquired) {
       if (r.writable && info[4].IsString()) WriteRecord(r.fd, info[4].As<Napi::String>());
       return Napi::Number::New(env, r.fd);
