@@ -15,7 +15,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { PREBUILD_TARGETS, prebuildProblems } from './binary-info.mjs'
+import { PREBUILD_TARGETS, prebuildProblems, recordDigest, sourcesDigest } from './prebuilds.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
@@ -38,12 +38,18 @@ function setup(script) {
   return execFileSync('bash', [path.join(root, 'scripts', script)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
 }
 
-/** A copy of just what node-gyp needs, with the checkout's node_modules for node-addon-api and node-gyp. */
+const INPUTS = ['binding.gyp', 'package.json', 'native', 'scripts/glibc-compat.h']
+
+/**
+ * A copy of the committed (HEAD) sources node-gyp needs, with the
+ * checkout's node_modules for node-addon-api and node-gyp. Committed, not
+ * the working tree: the binaries are committed too, and must match the
+ * sources a clone gets.
+ */
 function scratchCopy(target) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `instance-lock-prebuild-${target}-`))
-  for (const entry of ['binding.gyp', 'package.json', 'native']) {
-    fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true })
-  }
+  const tar = execFileSync('git', ['archive', '--format=tar', 'HEAD', ...INPUTS], { cwd: root, maxBuffer: 64 << 20 })
+  execFileSync('tar', ['-x', '-C', dir], { input: tar })
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir')
   return dir
 }
@@ -62,7 +68,7 @@ function prebuildify(dir, { platform, arch, nodedir, env = {} }) {
         npm_config_nodedir: nodedir,
         PREBUILD_NODE_GYP: bin('node-gyp'),
         // Keeps the binaries loadable on the glibc Node 20 itself supports.
-        CXXFLAGS: `-include ${path.join(root, 'scripts', 'glibc-compat.h')}`,
+        CXXFLAGS: `-include ${path.join(dir, 'scripts', 'glibc-compat.h')}`,
         ...env,
       },
     },
@@ -101,13 +107,15 @@ const targets = {
   },
   'win32-x64': {
     build(dir) {
-      const script = path.join(root, 'scripts', 'build-win32.mjs')
-      if (!fs.existsSync(script)) throw new Error('scripts/build-win32.mjs is missing: the win32-x64 cross build is not available')
+      if (!fs.existsSync(path.join(root, 'scripts', 'build-win32.mjs'))) throw new Error('scripts/build-win32.mjs is missing: the win32-x64 cross build is not available')
+      // Run from the copy, so it compiles the sources the digest was taken of.
+      const script = path.join(dir, 'scripts', 'build-win32.mjs')
+      fs.copyFileSync(path.join(root, 'scripts', 'build-win32.mjs'), script)
       // No libc tag: node-gyp-build reports "glibc" on Windows too, so a tag
       // would only be noise.
       const file = path.join(dir, 'prebuilds', 'win32-x64', `${pkg.name}.node`)
       fs.mkdirSync(path.dirname(file), { recursive: true })
-      execFileSync(process.execPath, [script, '--out', file], { cwd: root, stdio: 'inherit' })
+      execFileSync(process.execPath, [script, '--out', file], { cwd: dir, stdio: 'inherit' })
       return file
     },
   },
@@ -116,9 +124,13 @@ const targets = {
 function main(argv) {
   const wanted = argv.length > 0 ? argv : PREBUILD_TARGETS
   for (const t of wanted) if (!(t in targets)) throw new Error(`unknown target ${t}; known: ${Object.keys(targets).join(', ')}`)
+  const dirty = execFileSync('git', ['status', '--porcelain', '--', ...INPUTS.filter((f) => f !== 'package.json')], { cwd: root, encoding: 'utf8' })
+  if (dirty !== '') console.warn(`Building the committed sources; these uncommitted changes are not in the prebuilds:\n${dirty}`)
   for (const target of wanted) {
     const dir = scratchCopy(target)
     try {
+      // Of the copy, so the record names exactly what was compiled.
+      const digest = sourcesDigest(dir)
       const built = targets[target].build(dir)
       const bad = prebuildProblems(built, target)
       if (bad.length > 0) throw new Error(`${target}: ${path.basename(built)} ${bad.join('; ')}`)
@@ -126,6 +138,7 @@ function main(argv) {
       fs.rmSync(dest, { recursive: true, force: true })
       fs.mkdirSync(dest, { recursive: true })
       fs.copyFileSync(built, path.join(dest, path.basename(built)))
+      recordDigest(root, target, digest)
       console.log(`${target}: prebuilds/${target}/${path.basename(built)} (${fs.statSync(built).size} bytes)`)
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })

@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LINUX_CEILINGS, PREBUILD_TARGETS, binaryTarget, elfNeededVersions, peImports, prebuildProblems } from '../scripts/binary-info.mjs'
+import { LINUX_CEILINGS, PREBUILD_TARGETS, SOURCES_FILE, binaryTarget, elfNeededVersions, peImports, prebuildProblems, recordedDigests, sourcesDigest } from '../scripts/prebuilds.mjs'
 
 const ROOT = path.resolve(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'packaging')
@@ -105,6 +105,13 @@ describe('the packed tarball', () => {
       console.log(`${target}: imports ${peImports(file).join(', ')}`)
     }
     expect(prebuildProblems(file, target)).toEqual([])
+  })
+
+  it.each(TARGETS)('has a %s prebuild built from the native sources as they are now', (target) => {
+    const stale = `${SOURCES_FILE} says prebuilds/${target} was built from other sources than binding.gyp and native/ hold now; commit them, then ${REBUILD_HINT}`
+    expect(recordedDigests(ROOT)[target], stale).toBe(
+      sourcesDigest(ROOT),
+    )
   })
 
   it('type-checks a TypeScript consumer against the packed types, as ESM and as CommonJS', () => {

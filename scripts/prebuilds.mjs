@@ -1,14 +1,55 @@
-// What a built addon is and what it needs from the machine that loads it.
+// What the committed prebuilds must be: which targets, built from which
+// sources, for which CPU, needing what from the machine that loads them.
 // Shared by scripts/prebuild.mjs (refuses to install a bad binary into
 // prebuilds/) and test/packaging.test.ts (checks what the tarball ships).
 import { execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
+import path from 'node:path'
 
 /**
  * The platforms the package ships a prebuild for, as prebuilds/<platform>-<arch>.
  * `npm run build:prebuilds` builds these and the packaging test requires each.
  */
 export const PREBUILD_TARGETS = ['linux-x64', 'linux-arm64']
+
+/**
+ * Which sources each committed prebuild was built from: one line
+ * `<sha256> <target>`. Not shipped (package.json "files"); it lets the
+ * packaging test catch a native change that was committed without
+ * rebuilding the prebuilds, which every other test would miss because they
+ * load build/Release.
+ */
+export const SOURCES_FILE = 'prebuilds/SOURCES.sha256'
+
+/** A digest of everything that goes into a prebuild, relative to the package root. */
+export function sourcesDigest(root) {
+  const files = ['binding.gyp', 'scripts/glibc-compat.h']
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(path.join(root, dir), { withFileTypes: true })) {
+      const rel = `${dir}/${e.name}`
+      if (e.isDirectory()) walk(rel)
+      else files.push(rel)
+    }
+  }
+  walk('native')
+  const hash = createHash('sha256')
+  for (const f of files.sort()) hash.update(`${f}\0`).update(fs.readFileSync(path.join(root, f))).update('\0')
+  return hash.digest('hex')
+}
+
+/** The digest recorded for each target in SOURCES_FILE. */
+export function recordedDigests(root) {
+  const file = path.join(root, SOURCES_FILE)
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
+  return Object.fromEntries(text.split('\n').filter(Boolean).map((line) => line.split(' ').reverse()))
+}
+
+export function recordDigest(root, target, digest) {
+  const all = { ...recordedDigests(root), [target]: digest }
+  const lines = Object.keys(all).sort().map((t) => `${all[t]} ${t}\n`)
+  fs.writeFileSync(path.join(root, SOURCES_FILE), lines.join(''))
+}
 
 /**
  * The newest symbol versions the official Node 20 Linux binaries (x64 and
