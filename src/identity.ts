@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import type * as Crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -19,9 +19,15 @@ export function canonicalKey(key: string): string {
   return real
 }
 
+// node:crypto takes ~3 ms to load, more than all the rest of this package,
+// and only keyed locks need it: a guard's start-up does not pay for it.
+let crypto: typeof Crypto | undefined
+
 /** Short, portable, collision-resistant tag for a key in file and mutex names. */
 export function keyHash(canonical: string): string {
-  return createHash('sha256').update(canonical).digest('hex').slice(0, 32)
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  crypto ??= require('node:crypto') as typeof Crypto
+  return crypto.createHash('sha256').update(canonical).digest('hex').slice(0, 32)
 }
 
 // Case-insensitive file systems (macOS APFS/HFS+ by default, Windows, Linux
