@@ -2,8 +2,11 @@ import type { Location } from './backend.js'
 import { describeLock } from './lock.js'
 import type { Holder } from './types.js'
 
-/** The one message the guard prints when another instance is running. */
-export function conflictMessage(loc: Pick<Location, 'name' | 'key' | 'scope'>, holder: Holder | undefined): string {
+/**
+ * The one message the guard prints when another instance is running. `dir`:
+ * the lock directory the caller chose, which the stop command must name too.
+ */
+export function conflictMessage(loc: Pick<Location, 'name' | 'key' | 'scope'>, holder: Holder | undefined, dir?: string): string {
   const lines = [`instance-lock: ${describeLock(loc).replace(/^Lock /, '')} is already running`]
   if (holder !== undefined) {
     const since = new Date(holder.startedAt)
@@ -13,18 +16,19 @@ export function conflictMessage(loc: Pick<Location, 'name' | 'key' | 'scope'>, h
       lines.push(`  data: ${Object.entries(holder.data).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`)
     }
   }
-  lines.push(`  stop it with: ${stopCommand(loc)}`)
+  lines.push(`  stop it with: ${stopCommand(loc, dir)}`)
   return lines.join('\n') + '\n'
 }
 
-export function stopCommand(loc: Pick<Location, 'name' | 'key' | 'scope'>): string {
+export function stopCommand(loc: Pick<Location, 'name' | 'key' | 'scope'>, dir?: string): string {
   const args = ['npx', 'instance-lock', 'stop', loc.name]
   if (loc.scope === 'machine') args.push('--scope', 'machine')
   if (loc.key !== undefined) args.push('--key', shellQuote(loc.key))
+  if (dir !== undefined) args.push('--dir', shellQuote(dir))
   return args.join(' ')
 }
 
-function shellQuote(s: string): string {
+export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
 }
 

@@ -1,24 +1,22 @@
+import path from 'node:path'
 import { isHeld } from './backend.js'
 import type { Location } from './backend.js'
 import { LockedError, abortError } from './errors.js'
-import { canonicalKey, keyHash } from './identity.js'
+import { keyHash } from './identity.js'
+import { locateIdentity } from './locate.js'
 import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
+import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from './format.js'
 import { makeRecord, parseRecord } from './record.js'
 import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
-import type { Identity } from './validate.js'
 import { invalidArgType, invalidArgValue } from './errors.js'
 
 export { Lock, LockedError }
 export type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions }
 export type { StopOptions, StopResult } from './types.js'
-
-function locateIdentity(id: Identity): Location {
-  const key = id.key === undefined ? undefined : canonicalKey(id.key)
-  return backend.locate({ name: id.name, key, keyHash: key === undefined ? undefined : keyHash(key), scope: id.scope, dir: id.dir })
-}
+export { stop } from './stop.js'
 
 function acquireNow(loc: Location, data: string | undefined): Lock {
   const own = registry.get(loc.id)
@@ -77,19 +75,27 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
  * The guard for the first line of `main`. Free: returns the `Lock`, held
  * until the process ends. Held elsewhere: prints who holds it and how to stop
  * it, and exits with `exitCode` (default 1); with `onLocked: 'throw'` throws
- * `LockedError` instead.
+ * `LockedError` instead. With `onLocked: 'replace'` it returns a promise: the
+ * running instance is stopped as `stop()` does (the verified holder gets
+ * SIGTERM, then SIGKILL after `timeout` ms, default 10000) and the lock is
+ * taken.
  *
  * @example
  * singleInstance('my-daemon')
+ * const lock = await singleInstance('dev-server', { onLocked: 'replace' })
  */
 export function singleInstance(name: string, options?: GuardOptions): Lock
 export function singleInstance(name: string, options: ReplaceOptions): Promise<Lock>
 export function singleInstance(name: string, options?: GuardOptions | ReplaceOptions): Lock | Promise<Lock> {
   const id = checkIdentity(name, options)
   const onLocked = id.options.onLocked ?? 'exit'
-  if (onLocked !== 'exit' && onLocked !== 'throw') {
-    if (typeof onLocked !== 'string') throw invalidArgType('onLocked', "'exit' or 'throw'", onLocked)
-    throw invalidArgValue('onLocked', `expected 'exit' or 'throw', got ${JSON.stringify(onLocked)}`)
+  if (onLocked !== 'exit' && onLocked !== 'throw' && onLocked !== 'replace') {
+    if (typeof onLocked !== 'string') throw invalidArgType('onLocked', "'exit', 'throw' or 'replace'", onLocked)
+    throw invalidArgValue('onLocked', `expected 'exit', 'throw' or 'replace', got ${JSON.stringify(onLocked)}`)
+  }
+  if (onLocked === 'replace') {
+    const timeout = checkTimeout(id.options.timeout) ?? DEFAULT_TIMEOUT
+    return replaceHolder(locateIdentity(id), id.data, timeout)
   }
   const exitCode = id.options.exitCode ?? 1
   if (typeof exitCode !== 'number' || !Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) {
@@ -100,7 +106,7 @@ export function singleInstance(name: string, options?: GuardOptions | ReplaceOpt
     return acquireNow(loc, id.data)
   } catch (err) {
     if (!(err instanceof LockedError) || onLocked === 'throw') throw err
-    writeStderr(conflictMessage(loc, err.holder))
+    writeStderr(conflictMessage(loc, err.holder, id.dir === undefined ? undefined : path.resolve(id.dir)))
     process.exit(exitCode)
   }
 }

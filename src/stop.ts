@@ -1,0 +1,224 @@
+import os from 'node:os'
+import { isHeld } from './backend.js'
+import type { Location } from './backend.js'
+import { LockedError, invalidArgType, invalidArgValue } from './errors.js'
+import { locateIdentity } from './locate.js'
+import { Lock, lockedError, newLock, registry } from './lock.js'
+import { backend } from './platform.js'
+import { makeRecord, parseRecord } from './record.js'
+import type { Holder, StopOptions, StopResult } from './types.js'
+import { checkIdentity, checkTimeout } from './validate.js'
+
+export const DEFAULT_TIMEOUT = 10_000
+
+// While the lock is waited for, who holds it is looked at again this often: a
+// holder can pass its descriptor on (`instance-lock run` gives it to COMMAND,
+// a shell to the program it starts), and then the lock outlives the process
+// we signalled. The release itself is seen by the backend's waiter within
+// milliseconds; this interval only bounds how late such an heir is found.
+const RECHECK = 250
+
+// A SIGKILLed process cannot delay its exit, but the kernel may need a moment
+// to tear down a large one; this bounds the wait for one stuck in the kernel
+// (uninterruptible sleep on a dead NFS server, say).
+const KILL_WAIT = 5_000
+
+/** How ending the current holder went. */
+export interface Ending {
+  /**
+   * `free`: nobody holds the lock now (or we took it: `handle`). `gone`: the
+   * instance we signalled let go and another instance took the lock at once.
+   * `held`: still held when time ran out. `unproven`: held, but no process
+   * could be proven to hold it, so nothing was signalled.
+   */
+  state: 'free' | 'gone' | 'held' | 'unproven'
+  /** The first verified holder that was signalled. */
+  pid?: number
+  /** SIGKILL was sent. */
+  forced: boolean
+  /** The holder's record as last read, when readable. */
+  holder?: Holder
+  /** With `take`: the acquired lock's backend handle. */
+  handle?: unknown
+  acquiredAt?: Date
+}
+
+export interface EndOptions {
+  signal: NodeJS.Signals
+  timeout: number
+  force: boolean
+  /** Keep the lock once it is free (replace), with this record data. */
+  take?: { data: string | undefined }
+}
+
+/**
+ * Asks the processes the kernel proves to hold the lock to exit, waits for the
+ * lock (not merely the pid) to be free, and with `force` kills them after
+ * `timeout`. A pid from the record is never signalled on its own word.
+ */
+export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending> {
+  const own = registry.get(loc.id)
+  if (own !== undefined) throw lockedError(loc, own.holder)
+  let acquiredAt = new Date()
+  const record = (): string => makeRecord(loc, opts.take?.data, (acquiredAt = new Date()).toISOString())
+
+  // Free now: a stop has nothing to do, a replace takes it. Otherwise the
+  // holder's record as it is now.
+  const look = (): { handle: unknown } | { record: string | null } | null => {
+    if (opts.take !== undefined) {
+      const r = backend.acquire(loc, record())
+      return isHeld(r) ? { record: r.record } : { handle: r }
+    }
+    const p = backend.probe(loc)
+    return p === null || !p.held ? null : { record: p.record }
+  }
+  let seen = look()
+  if (seen === null) return { state: 'free', forced: false }
+  if ('handle' in seen) return { state: 'free', forced: false, handle: seen.handle, acquiredAt }
+  let holder = parseRecord(seen.record, loc)
+
+  let proven = others(backend.holders(loc))
+  if (proven.length === 0) {
+    // It may have been released between the two looks.
+    seen = look()
+    if (seen === null) return { state: 'free', forced: false }
+    if ('handle' in seen) return { state: 'free', forced: false, handle: seen.handle, acquiredAt }
+    holder = parseRecord(seen.record, loc) ?? holder
+    proven = others(backend.holders(loc))
+    if (proven.length === 0) return state('unproven')
+  }
+
+  // Every pid signalled, to tell the instance we are ending from one that
+  // takes the lock after it (see `gone`).
+  const signalled = new Set<number>()
+  let pid: number | undefined
+  let forced = false
+  let taken: unknown
+  const send = (pids: number[], signal: NodeJS.Signals, sentInPhase: Set<number>): void => {
+    for (const p of pids) {
+      if (sentInPhase.has(p)) continue
+      try {
+        backend.terminate(p, signal)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err // exited meanwhile: fine
+      }
+      sentInPhase.add(p)
+      signalled.add(p)
+      pid ??= p
+    }
+  }
+  // The record's start time tells instances apart: `update()` and `run`'s
+  // hand-over to COMMAND keep it, a new acquisition changes it. It is only
+  // ever used to decide *not* to signal.
+  let generation = holder?.startedAt
+
+  const waitFree = async (deadline: number, signal: NodeJS.Signals, sentInPhase: Set<number>): Promise<'free' | 'gone' | 'held'> => {
+    for (;;) {
+      const left = deadline - Date.now()
+      const r = await backend.wait(loc, record, Math.max(0, Math.min(RECHECK, left)), undefined)
+      if (!isHeld(r)) {
+        if (opts.take !== undefined) taken = r
+        else backend.release(loc, r) // `flock -w T file true`: free was all we wanted to know
+        return 'free'
+      }
+      const now = others(backend.holders(loc))
+      const h = parseRecord(r.record, loc)
+      if (h !== undefined) holder = h
+      if (generation === undefined) generation = h?.startedAt
+      else if (h !== undefined && h.startedAt !== generation && !now.some((p) => signalled.has(p))) return 'gone'
+      if (left <= 0) return 'held'
+      // Same instance, new holder: a process it handed the lock to.
+      send(now, signal, sentInPhase)
+    }
+  }
+
+  const term = new Set<number>()
+  send(proven, opts.signal, term)
+  let end = await waitFree(Date.now() + opts.timeout, opts.signal, term)
+  if (end === 'held' && opts.force) {
+    forced = true
+    const kill = new Set<number>()
+    send(others(backend.holders(loc)), 'SIGKILL', kill)
+    end = await waitFree(Date.now() + Math.max(opts.timeout, KILL_WAIT), 'SIGKILL', kill)
+  }
+  if (taken !== undefined) return { ...state('free'), handle: taken, acquiredAt }
+  return state(end)
+
+  function state(s: Ending['state']): Ending {
+    const e: Ending = { state: s, forced }
+    if (pid !== undefined) e.pid = pid
+    if (holder !== undefined) e.holder = holder
+    return e
+  }
+}
+
+// This process is never signalled: its own locks are refused up front, and a
+// lock it is taking for a moment (stop's wait) is not a reason to exit.
+function others(pids: number[]): number[] {
+  return pids.filter((p) => p !== process.pid)
+}
+
+function checkStopSignal(signal: unknown): NodeJS.Signals {
+  if (signal === undefined) return 'SIGTERM'
+  if (typeof signal !== 'string') throw invalidArgType('signal', "a signal name such as 'SIGTERM'", signal)
+  if (!Object.hasOwn(os.constants.signals, signal)) {
+    throw invalidArgValue('signal', `expected a signal name such as 'SIGTERM' or 'SIGINT', got ${JSON.stringify(signal.slice(0, 40))}`)
+  }
+  return signal as NodeJS.Signals
+}
+
+function checkForce(force: unknown): boolean {
+  if (force === undefined) return false
+  if (typeof force !== 'boolean') throw invalidArgType('force', 'a boolean', force)
+  return force
+}
+
+/** The options of `stop()`, checked before anything is touched. */
+export function checkStopOptions(o: Record<string, unknown>): Omit<EndOptions, 'take'> {
+  return {
+    signal: checkStopSignal(o.signal),
+    timeout: checkTimeout(o.timeout) ?? DEFAULT_TIMEOUT,
+    force: checkForce(o.force),
+  }
+}
+
+/**
+ * Stops the instance that holds the lock: sends `signal` (default `SIGTERM`;
+ * on Windows the process is terminated) to the process the operating system
+ * proves to hold it right now, never to a pid read from a file, and waits up
+ * to `timeout` ms (default 10000) until the lock is free. With `force`, kills
+ * it (`SIGKILL`) after that and waits again. Resolves `{ stopped: true,
+ * forced: false }` without a pid when nothing held it, and `{ stopped: false }`
+ * when it is still held, or held by a process that could not be verified
+ * (nothing was signalled then). A lock this process holds is refused with
+ * `LockedError`: release it instead.
+ *
+ * @example
+ * const { stopped, pid } = await stop('web', { timeout: 5000, force: true })
+ */
+export async function stop(name: string, options?: StopOptions): Promise<StopResult> {
+  const id = checkIdentity(name, options)
+  const opts = checkStopOptions(id.options)
+  const e = await endHolder(locateIdentity(id), opts)
+  const r: StopResult = { stopped: e.state === 'free' || e.state === 'gone', forced: e.forced }
+  if (e.pid !== undefined) r.pid = e.pid
+  return r
+}
+
+/**
+ * `singleInstance(name, { onLocked: 'replace' })`: ends the running instance
+ * as `stop({ force: true })` does and takes the lock. The lock is taken by
+ * the waiter that saw it free, so of two replacers racing only one gets it;
+ * the other finds a new instance holding it and rejects with `LockedError`
+ * rather than ending the instance that just replaced the old one.
+ */
+export async function replaceHolder(loc: Location, data: string | undefined, timeout: number): Promise<Lock> {
+  const e = await endHolder(loc, { signal: 'SIGTERM', timeout, force: true, take: { data } })
+  if (e.handle !== undefined) {
+    const recovered = (e.handle as { recovered?: boolean }).recovered === true
+    return newLock(backend, loc, e.handle, e.acquiredAt!, data, recovered)
+  }
+  const err = lockedError(loc, e.holder)
+  if (e.state !== 'unproven') throw err
+  throw new LockedError(`${err.message}; no process could be verified as its holder, so none was signalled`, e.holder)
+}
