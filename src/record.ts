@@ -4,11 +4,15 @@ import type { Holder } from './types.js'
 
 let hostname: string | undefined
 
-/** The holder record written beside the lock: JSON text of a `Holder`. */
-export function makeRecord(loc: Location, data: string | undefined, startedAt: string): string {
+/**
+ * The holder record written beside the lock: JSON text of a `Holder`. `pid`
+ * is another process only for `instance-lock run`, whose COMMAND inherits the
+ * lock and is the process to stop.
+ */
+export function makeRecord(loc: Location, data: string | undefined, startedAt: string, pid = process.pid): string {
   hostname ??= os.hostname()
   return (
-    `{"pid":${process.pid},"hostname":${JSON.stringify(hostname)},"startedAt":"${startedAt}",` +
+    `{"pid":${pid},"hostname":${JSON.stringify(hostname)},"startedAt":"${startedAt}",` +
     `"name":${JSON.stringify(loc.name)},"scope":"${loc.scope}"` +
     (loc.key === undefined ? '' : `,"key":${JSON.stringify(loc.key)}`) +
     (data === undefined ? '' : `,"data":${data}`) +

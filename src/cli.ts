@@ -1,0 +1,475 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess, StdioOptions } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import type { Location } from './backend.js'
+import { LockedError } from './errors.js'
+import { conflictMessage, formatAge, shellQuote } from './format.js'
+import { inspect, list, lock, singleInstance, tryLock } from './index.js'
+import { describeLock } from './lock.js'
+import type { Lock } from './lock.js'
+import { locateIdentity } from './locate.js'
+import { backend } from './platform.js'
+import { makeRecord } from './record.js'
+import { DEFAULT_TIMEOUT, endHolder } from './stop.js'
+import type { Holder, LockOptions, LockStatus } from './types.js'
+import { checkDir, checkIdentity, checkKey, checkName, checkScope } from './validate.js'
+
+// `instance-lock status | stop | run`, as the README's "Command line" section
+// describes. Exit statuses follow the conventions of flock(1), timeout(1) and
+// env(1): 2 for bad usage, 125 when instance-lock itself fails, 126 and 127
+// when COMMAND cannot be run or found.
+
+const EXIT_HELD = 1
+const EXIT_USAGE = 2
+const EXIT_FREE = 3
+const EXIT_FAILED = 125
+const EXIT_CANNOT_RUN = 126
+const EXIT_NOT_FOUND = 127
+
+type Verb = 'status' | 'stop' | 'run'
+
+const SYNOPSIS: Record<Verb, string> = {
+  status: 'instance-lock status [NAME] [--scope user|machine] [--key K] [--dir D] [--json]',
+  stop: 'instance-lock stop NAME [--scope S] [--key K] [--dir D] [--timeout MS] [--signal SIG] [--force]',
+  run: 'instance-lock run NAME [--scope S] [--key K] [--dir D] [--wait[=MS] | --replace [--timeout MS]] [--conflict-exit-code N] -- COMMAND [ARGS...]',
+}
+
+const IDENTITY_HELP = `  --scope user|machine    this user's locks (default) or the whole machine's
+  --key K                 the resource the lock is for, e.g. a database file
+  --dir D                 the lock directory, if the program chose one`
+
+const HELP: Record<Verb | 'main', string> = {
+  main: `instance-lock: single-instance locks held by the kernel (flock, named mutexes)
+
+Usage:
+  ${SYNOPSIS.status}
+  ${SYNOPSIS.stop}
+  ${SYNOPSIS.run}
+
+Commands:
+  status   show who holds a lock, or list every lock
+  stop     stop the process that holds a lock, and wait until it is free
+  run      run a command while holding a lock (like flock -n / flock -w)
+
+Run 'instance-lock COMMAND --help' for the options of one command.
+`,
+  status: `Usage: ${SYNOPSIS.status}
+
+Without NAME, lists every lock of the scope (or of --dir), held or free: name,
+key, state, pid, start time, age and data such as the port.
+With NAME, tells whether that lock is held and by whom.
+
+Options:
+${IDENTITY_HELP}
+  --json                  print a LockStatus (with NAME) or a LockStatus[] as JSON
+  -h, --help              show this help
+
+Exit status: 0 held (or the list was printed), 3 not held, 2 bad usage,
+125 the locks could not be read.
+`,
+  stop: `Usage: ${SYNOPSIS.stop}
+
+Signals the process that holds the lock NAME right now, as the kernel shows
+it (a pid read from a file is never enough), and waits until the lock is
+free. A holder that cannot be verified is not signalled.
+
+Options:
+${IDENTITY_HELP}
+  --timeout MS            how long to wait for the lock to be free (default ${DEFAULT_TIMEOUT})
+  --signal SIG            the signal to send: TERM (default), INT, HUP, ...
+  --force                 after --timeout, kill the holder (SIGKILL) and wait again
+  -h, --help              show this help
+
+Exit status: 0 the lock is free now (or was not held), 1 it is still held,
+2 bad usage, 125 the lock could not be read.
+`,
+  run: `Usage: ${SYNOPSIS.run}
+
+Runs COMMAND while holding the lock NAME and exits with COMMAND's exit status.
+If the lock is held, prints who holds it and exits without running COMMAND.
+On Unix COMMAND inherits the lock, as with flock(1): it stays held until
+COMMAND (and any process COMMAND passes it to) exits, even if instance-lock
+itself is killed. SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.
+
+Options:
+${IDENTITY_HELP}
+  --wait[=MS]             if the lock is held, wait for it (at most MS ms)
+  --replace               if the lock is held, stop its holder first (as stop --force)
+  --timeout MS            with --replace: how long the holder gets after SIGTERM
+                          before it is killed (default ${DEFAULT_TIMEOUT})
+  --conflict-exit-code N  exit status when the lock is held (default 1)
+  -h, --help              show this help
+
+Exit status: COMMAND's, or 128+N if COMMAND was killed by signal N; the
+conflict exit code if the lock is held; 2 bad usage; 125 the lock could not
+be taken; 126 COMMAND could not be run; 127 COMMAND was not found.
+`,
+}
+
+class UsageError extends Error {
+  constructor(
+    readonly verb: Verb | undefined,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+function out(text: string): void {
+  process.stdout.write(text)
+}
+
+function err(text: string): void {
+  process.stderr.write(text)
+}
+
+/** Runs the command line `argv` (without node and the script) and resolves its exit status. */
+export async function main(argv: string[]): Promise<number> {
+  // `instance-lock status | head -1`: a closed pipe is not an error worth a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e
+  })
+  const [verb, ...rest] = argv
+  try {
+    switch (verb) {
+      case 'status':
+        return status(rest)
+      case 'stop':
+        return await stopVerb(rest)
+      case 'run':
+        return await run(rest)
+      case '-h':
+      case '--help':
+      case 'help': {
+        const topic = rest[0]
+        if (topic === 'status' || topic === 'stop' || topic === 'run') out(HELP[topic])
+        else if (topic === undefined) out(HELP.main)
+        else throw new UsageError(undefined, `no help for ${JSON.stringify(topic)}: the commands are status, stop and run`)
+        return 0
+      }
+      case '--version':
+        out(`${version()}\n`)
+        return 0
+      case undefined:
+        throw new UsageError(undefined, 'missing command: status, stop or run')
+      default:
+        throw new UsageError(undefined, `unknown command ${JSON.stringify(verb)}: the commands are status, stop and run`)
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      const more = e.verb === undefined ? "Run 'instance-lock --help' for help." : `Run 'instance-lock ${e.verb} --help' for help.`
+      const usage = e.verb === undefined ? `Usage:\n  ${Object.values(SYNOPSIS).join('\n  ')}` : `Usage: ${SYNOPSIS[e.verb]}`
+      err(`instance-lock: ${e.message}\n${usage}\n${more}\n`)
+      return EXIT_USAGE
+    }
+    err(`instance-lock: ${(e as Error).message}\n`)
+    return EXIT_FAILED
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+const IDENTITY_OPTIONS = {
+  scope: { type: 'string' },
+  key: { type: 'string' },
+  dir: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+type Values = Record<string, string | boolean | undefined>
+
+function parse(verb: Verb, args: string[], options: Record<string, { type: 'string' | 'boolean' }>): { values: Values; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options: { ...IDENTITY_OPTIONS, ...options }, allowPositionals: true, strict: true })
+    return { values: r.values as Values, positionals: r.positionals }
+  } catch (e) {
+    // parseArgs's own advice about '--' would mislead here (after '--' comes
+    // `run`'s COMMAND): keep its first sentence, which names the option.
+    throw new UsageError(verb, (e as Error).message.split('. ')[0]!.replace(/^\w/, (c) => c.toLowerCase()))
+  }
+}
+
+/** Applies a library check to a command-line value, turning its error into bad usage. */
+function usage<T>(verb: Verb, check: () => T): T {
+  try {
+    return check()
+  } catch (e) {
+    const code = (e as { code?: string }).code
+    if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') {
+      const message = (e as Error).message.replace(/`(\w+)`/, (_, n: string) => (n === 'name' ? 'NAME' : `--${n}`))
+      throw new UsageError(verb, message.replace(/^\w/, (c) => c.toLowerCase()))
+    }
+    throw e
+  }
+}
+
+function identity(verb: Verb, name: string | undefined, v: Values): LockOptions & { name: string | undefined } {
+  const o: LockOptions & { name: string | undefined } = { name: name === undefined ? undefined : usage(verb, () => checkName(name)) }
+  o.scope = usage(verb, () => checkScope(v.scope))
+  const key = usage(verb, () => checkKey(v.key))
+  if (key !== undefined) o.key = key
+  const dir = usage(verb, () => checkDir(v.dir))
+  if (dir !== undefined) o.dir = dir
+  return o
+}
+
+function locate(name: string, o: LockOptions): Location {
+  return locateIdentity(checkIdentity(name, o))
+}
+
+/** The directory to name in a suggested command, when the user chose one. */
+function dirArg(o: LockOptions): string | undefined {
+  return o.dir === undefined ? undefined : path.resolve(o.dir)
+}
+
+function milliseconds(verb: Verb, option: string, value: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new UsageError(verb, `${option} expects a whole number of milliseconds, got ${JSON.stringify(value)}`)
+  }
+  return Number(value)
+}
+
+function signalName(value: string): NodeJS.Signals {
+  const signals = os.constants.signals as Record<string, number>
+  const upper = value.toUpperCase()
+  const name = /^\d+$/.test(upper)
+    ? Object.keys(signals).find((s) => signals[s] === Number(upper))
+    : upper.startsWith('SIG') ? upper : `SIG${upper}`
+  if (name === undefined || !Object.hasOwn(signals, name)) {
+    throw new UsageError('stop', `unknown signal ${JSON.stringify(value)}: use a name such as TERM, INT, HUP or KILL`)
+  }
+  return name as NodeJS.Signals
+}
+
+// ---------------------------------------------------------------------------
+// status
+
+function status(args: string[]): number {
+  const { values, positionals } = parse('status', args, { json: { type: 'boolean' } })
+  if (values.help === true) {
+    out(HELP.status)
+    return 0
+  }
+  if (positionals.length > 1) throw new UsageError('status', `expected at most one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
+  const o = identity('status', positionals[0], values)
+  if (o.name === undefined) {
+    if (o.key !== undefined) throw new UsageError('status', '--key needs a NAME: instance-lock status NAME --key K')
+    const all = list({ scope: o.scope!, ...(o.dir === undefined ? {} : { dir: o.dir }) })
+    if (values.json === true) out(`${JSON.stringify(all, null, 2)}\n`)
+    else out(all.length === 0 ? `No locks ${o.dir === undefined ? `in the ${o.scope} scope` : `in ${path.resolve(o.dir)}`}\n` : statusTable(all))
+    return 0
+  }
+  const s = inspect(o.name, o)
+  if (values.json === true) out(`${JSON.stringify(s, null, 2)}\n`)
+  else out(statusText(s))
+  return s.locked ? 0 : EXIT_FREE
+}
+
+function statusText(s: LockStatus): string {
+  const what = describeLock({ name: s.name, key: s.key, scope: s.scope })
+  if (!s.locked) return `${what} is not held\n`
+  const h = s.holder
+  if (h === undefined) return `${what} is held (its holder record is unreadable)\n  file: ${s.path}\n`
+  const lines = [`${what} is held by pid ${h.pid} on ${h.hostname}, since ${h.startedAt}${age(h, ' (', ' ago)')}`]
+  if (h.data !== undefined && Object.keys(h.data).length > 0) lines.push(`  data: ${dataText(h.data)}`)
+  lines.push(`  file: ${s.path}`)
+  return lines.join('\n') + '\n'
+}
+
+function statusTable(all: LockStatus[]): string {
+  const rows = [['NAME', 'KEY', 'STATE', 'PID', 'STARTED', 'AGE', 'DATA']]
+  for (const s of all) {
+    const h = s.locked ? s.holder : undefined
+    rows.push([
+      s.name,
+      s.key ?? '-',
+      s.locked ? 'held' : 'free',
+      h === undefined ? (s.locked ? '?' : '-') : String(h.pid),
+      h === undefined ? '-' : h.startedAt.replace(/\.\d+Z$/, 'Z'),
+      h === undefined ? '-' : age(h, '', '') || '-',
+      h?.data === undefined || Object.keys(h.data).length === 0 ? '-' : dataText(h.data),
+    ])
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+function age(h: Holder, before: string, after: string): string {
+  const t = Date.parse(h.startedAt)
+  return Number.isNaN(t) ? '' : `${before}${formatAge(Date.now() - t)}${after}`
+}
+
+function dataText(data: Record<string, unknown>): string {
+  return Object.entries(data)
+    .map(([k, v]) => `${k}=${typeof v === 'string' && /^[\w./:@%+-]*$/.test(v) ? v : JSON.stringify(v)}`)
+    .join(' ')
+}
+
+// ---------------------------------------------------------------------------
+// stop
+
+async function stopVerb(args: string[]): Promise<number> {
+  const { values, positionals } = parse('stop', args, { timeout: { type: 'string' }, signal: { type: 'string' }, force: { type: 'boolean' } })
+  if (values.help === true) {
+    out(HELP.stop)
+    return 0
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError('stop', positionals.length === 0 ? 'missing NAME: which lock to stop' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
+  }
+  const o = identity('stop', positionals[0], values)
+  const timeout = values.timeout === undefined ? DEFAULT_TIMEOUT : milliseconds('stop', '--timeout', values.timeout as string)
+  const signal = values.signal === undefined ? 'SIGTERM' : signalName(values.signal as string)
+  const force = values.force === true
+  const loc = locate(o.name!, o)
+  const what = describeLock(loc)
+  const e = await endHolder(loc, { signal, timeout, force })
+  switch (e.state) {
+    case 'free':
+      if (e.pid === undefined) out(`${what} is not held; nothing to stop\n`)
+      else out(`${what} is free: pid ${e.pid} ${e.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`)
+      return 0
+    case 'gone':
+      out(`${what}: pid ${e.pid} ${e.forced ? 'was killed' : 'exited'}, and another instance${e.holder === undefined ? '' : ` (pid ${e.holder.pid})`} took the lock at once\n`)
+      return 0
+    case 'held':
+      err(
+        e.forced
+          ? `${what} is still held by pid ${e.pid} even after SIGKILL: the process may be stuck in the kernel (check its state with: ps -o stat= -p ${e.pid})\n`
+          : `${what} is still held by pid ${e.pid} ${timeout} ms after ${signal}. Give it longer with --timeout MS, or kill it with --force.\n`,
+      )
+      return EXIT_HELD
+    case 'unproven': {
+      const rec = e.holder === undefined ? '' : ` (its record names pid ${e.holder.pid} on ${e.holder.hostname})`
+      const why =
+        process.platform === 'linux'
+          ? 'The holder may run as another user or in another pid namespace (a container): run stop there, or as root.'
+          : `This system cannot tell which process holds a flock.${e.holder === undefined ? '' : ` If pid ${e.holder.pid} is the holder, stop it yourself: kill ${e.holder.pid}`}`
+      err(`${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n`)
+      return EXIT_HELD
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// run
+
+async function run(args: string[]): Promise<number> {
+  const sep = args.indexOf('--')
+  const command = sep < 0 ? [] : args.slice(sep + 1)
+  // `--wait` takes an optional value, which parseArgs cannot express: a bare
+  // `--wait` is `--wait=` (no limit), so `--wait 5000` is refused, not guessed.
+  const own = (sep < 0 ? args : args.slice(0, sep)).map((a) => (a === '--wait' ? '--wait=' : a))
+  const { values, positionals } = parse('run', own, {
+    wait: { type: 'string' },
+    replace: { type: 'boolean' },
+    timeout: { type: 'string' },
+    'conflict-exit-code': { type: 'string' },
+  })
+  if (values.help === true) {
+    out(HELP.run)
+    return 0
+  }
+  if (positionals.length === 0) throw new UsageError('run', 'missing NAME: which lock to hold while COMMAND runs')
+  if (positionals.length > 1) {
+    const extra = positionals[1]!
+    throw new UsageError(
+      'run',
+      sep < 0
+        ? `missing '--' before COMMAND: instance-lock run ${positionals[0]} -- ${positionals.slice(1).join(' ')}`
+        : /^\d+$/.test(extra) && values.wait === ''
+          ? `unexpected argument ${JSON.stringify(extra)}: to wait at most ${extra} ms write --wait=${extra}`
+          : `unexpected argument ${JSON.stringify(extra)} before '--'`,
+    )
+  }
+  if (command.length === 0) throw new UsageError('run', `missing COMMAND after '--'`)
+  const o = identity('run', positionals[0], values)
+  if (values.wait !== undefined && values.replace === true) throw new UsageError('run', '--wait and --replace exclude each other: wait for the holder, or stop it')
+  if (values.timeout !== undefined && values.replace !== true) throw new UsageError('run', '--timeout goes with --replace; to wait at most MS ms for the lock, write --wait=MS')
+  const wait = values.wait === undefined || values.wait === '' ? undefined : milliseconds('run', '--wait', values.wait as string)
+  const timeout = values.timeout === undefined ? DEFAULT_TIMEOUT : milliseconds('run', '--timeout', values.timeout as string)
+  let conflictExit = 1
+  if (values['conflict-exit-code'] !== undefined) {
+    const v = values['conflict-exit-code'] as string
+    if (!/^\d{1,3}$/.test(v) || Number(v) > 255) throw new UsageError('run', `--conflict-exit-code expects a number from 0 to 255, got ${JSON.stringify(v)}`)
+    conflictExit = Number(v)
+  }
+  const loc = locate(o.name!, o)
+  const opts: LockOptions = { scope: o.scope!, ...(o.key === undefined ? {} : { key: o.key }), ...(o.dir === undefined ? {} : { dir: o.dir }) }
+
+  let held: Lock
+  try {
+    if (values.replace === true) held = await singleInstance(o.name!, { ...opts, onLocked: 'replace', timeout })
+    else if (values.wait !== undefined) held = await lock(o.name!, { ...opts, ...(wait === undefined ? {} : { timeout: wait }) })
+    else held = tryLock(o.name!, opts)
+  } catch (e) {
+    if (!(e instanceof LockedError)) throw e
+    let text = conflictMessage(loc, e.holder, dirArg(o))
+    if (values.replace === true) text += `  it could not be replaced: ${e.message}\n`
+    else if (values.wait !== undefined) text += `  still held after waiting ${wait} ms\n`
+    else text += '  or run with --wait to wait for it, or with --replace to stop it first\n'
+    err(text)
+    return conflictExit
+  }
+  return runHolding(held, command)
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+
+function runHolding(held: Lock, command: string[]): Promise<number> {
+  const fd = (held.handle as { fd?: unknown }).fd
+  // Unix: COMMAND gets the lock's descriptor as its fd 3 (the dup2 into the
+  // child clears close-on-exec), so it holds the lock itself, as under
+  // flock(1), and the lock outlives this process if it is killed. Windows has
+  // no such inheritance: this process holds the lock until COMMAND exits.
+  const inherit = process.platform !== 'win32' && typeof fd === 'number'
+  const stdio: StdioOptions = inherit ? ['inherit', 'inherit', 'inherit', fd] : 'inherit'
+  return new Promise((resolve) => {
+    let child: ChildProcess
+    try {
+      child = spawn(command[0]!, command.slice(1), { stdio })
+    } catch (e) {
+      held.release()
+      err(`instance-lock: cannot run ${JSON.stringify(command[0])}: ${(e as Error).message}\n`)
+      resolve(EXIT_CANNOT_RUN)
+      return
+    }
+    const forward = (signal: NodeJS.Signals): void => {
+      child.kill(signal)
+    }
+    for (const s of FORWARDED) process.on(s, forward)
+    let settled = false
+    const finish = (code: number): void => {
+      if (settled) return
+      settled = true
+      for (const s of FORWARDED) process.off(s, forward)
+      held.release()
+      resolve(code)
+    }
+    if (child.pid !== undefined) {
+      // `status` shows COMMAND, and `stop` aims at it once this process is
+      // gone (it is proven from COMMAND's own descriptor then).
+      const record = makeRecord(held.location, JSON.stringify({ command: command.map(shellQuote).join(' ') }), held.acquiredAt.toISOString(), inherit ? child.pid : process.pid)
+      try {
+        backend.update(held.location, held.handle, record)
+      } catch {
+        // A lock file another user created is open read-only here, so its
+        // record cannot be written; the record is information only and
+        // COMMAND runs all the same.
+      }
+    }
+    child.once('error', (e: NodeJS.ErrnoException) => {
+      err(`instance-lock: cannot run ${JSON.stringify(command[0])}: ${e.message}\n`)
+      finish(e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN)
+    })
+    child.once('exit', (code, signal) => {
+      finish(code ?? 128 + ((os.constants.signals as Record<string, number>)[signal!] ?? 0))
+    })
+  })
+}
