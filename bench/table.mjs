@@ -1,0 +1,59 @@
+// The results table, as aligned text for the terminal and as Markdown for
+// the README. One row per subject; ns-per-operation cells carry their ratio
+// to floor-min measured in the same run.
+
+export const COLUMNS = [
+  { key: 'cycle', title: 'acquire+release ns', unit: 'ns' },
+  { key: 'failedTry', title: 'failed try ns', unit: 'ns' },
+  { key: 'crash', title: 'crash → held ms', unit: 'ms' },
+  { key: 'handoff', title: 'handoff ms', unit: 'ms' },
+  { key: 'guard', title: 'guard require ms', unit: 'ms' },
+  { key: 'guardWall', title: 'guard wall Δ ms', unit: 'ms' },
+  { key: 'idle', title: 'idle waiter CPU %', unit: '%' },
+  { key: 'contention', title: 'contention acq/s', unit: '/s' },
+  { key: 'violations', title: 'violations', unit: '' },
+]
+
+export function fmt(x, unit) {
+  if (x === undefined || Number.isNaN(x)) return '—'
+  if (unit === 'ns' || unit === '/s') return Math.round(x).toLocaleString('en-US')
+  if (unit === '%') return x.toFixed(x < 10 ? 2 : 1)
+  if (unit === 'ms') return x >= 100 ? Math.round(x).toLocaleString('en-US') : x >= 10 ? x.toFixed(1) : x.toFixed(x >= 1 ? 2 : 3)
+  return String(x)
+}
+
+const ratio = (r) => (r >= 10 ? Math.round(r) : r.toFixed(r >= 3 ? 1 : 2)) + '×'
+
+/** The cell values of one subject, as displayed. */
+export function cells(report, subject) {
+  const r = report.results
+  const perOp = (k) => (r[k]?.[subject] ? `${fmt(r[k][subject].median, 'ns')} (${ratio(r[k][subject].ratio)})` : '—')
+  const get = (k, unit, field = 'median') => fmt(r[k]?.[subject]?.[field], unit)
+  return [
+    perOp('cycle'),
+    perOp('failedTry'),
+    get('crash', 'ms'),
+    get('handoff', 'ms'),
+    get('guard', 'ms'),
+    get('guard', 'ms', 'wallOverBare'),
+    get('idle', '%'),
+    get('contention', '/s'),
+    r.contention?.[subject] ? String(r.contention[subject].violations) : '—',
+  ]
+}
+
+export function subjects(report) {
+  return Object.keys(report.results.cycle)
+}
+
+export function renderTable(report) {
+  const header = ['', ...COLUMNS.map((c) => c.title)]
+  const rows = subjects(report).map((s) => [s, ...cells(report, s)])
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  const line = (r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
+  const text = [line(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n'
+  const md =
+    [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ':--' : '--:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') +
+    '\n'
+  return { text, markdown: md }
+}
