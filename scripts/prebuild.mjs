@@ -46,10 +46,16 @@ const INPUTS = ['binding.gyp', 'package.json', 'native', 'scripts/glibc-compat.h
  * the working tree: the binaries are committed too, and must match the
  * sources a clone gets.
  */
-function scratchCopy(target) {
+function scratchCopy(target, extraInputs = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `instance-lock-prebuild-${target}-`))
-  const tar = execFileSync('git', ['archive', '--format=tar', 'HEAD', ...INPUTS], { cwd: root, maxBuffer: 64 << 20 })
-  execFileSync('tar', ['-x', '-C', dir], { input: tar })
+  const inputs = [...INPUTS, ...extraInputs]
+  try {
+    const tar = execFileSync('git', ['archive', '--format=tar', 'HEAD', ...inputs], { cwd: root, maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] })
+    execFileSync('tar', ['-x', '-C', dir], { input: tar })
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true })
+    throw new Error(`${target}: cannot take ${inputs.join(', ')} from HEAD: ${err.stderr?.toString().trim() || err.message}`)
+  }
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir')
   return dir
 }
@@ -106,11 +112,12 @@ const targets = {
     },
   },
   'win32-x64': {
+    // Run from the copy, so it compiles the sources the digest was taken of.
+    inputs: ['scripts/build-win32.mjs'],
     build(dir) {
-      if (!fs.existsSync(path.join(root, 'scripts', 'build-win32.mjs'))) throw new Error('scripts/build-win32.mjs is missing: the win32-x64 cross build is not available')
-      // Run from the copy, so it compiles the sources the digest was taken of.
+      // Installs mingw-w64 when missing.
+      setup('setup-wine.sh')
       const script = path.join(dir, 'scripts', 'build-win32.mjs')
-      fs.copyFileSync(path.join(root, 'scripts', 'build-win32.mjs'), script)
       // No libc tag: node-gyp-build reports "glibc" on Windows too, so a tag
       // would only be noise.
       const file = path.join(dir, 'prebuilds', 'win32-x64', `${pkg.name}.node`)
@@ -127,7 +134,7 @@ function main(argv) {
   const dirty = execFileSync('git', ['status', '--porcelain', '--', ...INPUTS.filter((f) => f !== 'package.json')], { cwd: root, encoding: 'utf8' })
   if (dirty !== '') console.warn(`Building the committed sources; these uncommitted changes are not in the prebuilds:\n${dirty}`)
   for (const target of wanted) {
-    const dir = scratchCopy(target)
+    const dir = scratchCopy(target, targets[target].inputs)
     try {
       // Of the copy, so the record names exactly what was compiled.
       const digest = sourcesDigest(dir)

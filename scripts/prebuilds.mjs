@@ -134,7 +134,7 @@ export function peImports(file) {
   // The host objdump reads pei-x86-64; the mingw one is used when present
   // because the two are not guaranteed to be configured alike.
   const objdump = hasCommand('x86_64-w64-mingw32-objdump') ? 'x86_64-w64-mingw32-objdump' : 'objdump'
-  const out = execFileSync(objdump, ['-p', file], { encoding: 'utf8', maxBuffer: 16 << 20 })
+  const out = execFileSync(objdump, ['-p', file], { encoding: 'utf8', maxBuffer: 256 << 20 })
   return [...new Set([...out.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1]))]
 }
 
