@@ -287,11 +287,14 @@ async function idle(pairs) {
 /**
  * Guard start-up: `node guard.cjs LIBRARY` vs `node guard.cjs bare`, as wall
  * time from spawn to exit, plus the in-process require + guard time net of
- * requiring an empty module.
+ * requiring an empty module. Spawn times vary by tens of ms here, so the wall
+ * difference is taken within each round (each library against that round's
+ * bare run) and the median of those differences reported.
  */
 async function guard(dirs) {
   const subjects = ['bare', ...LIBRARIES]
   const wall = Object.fromEntries(subjects.map((s) => [s, []]))
+  const overBare = Object.fromEntries(subjects.map((s) => [s, []]))
   const inproc = Object.fromEntries(subjects.map((s) => [s, []]))
   const once = (s) =>
     new Promise((resolve, reject) => {
@@ -308,16 +311,19 @@ async function guard(dirs) {
     })
   for (const s of subjects) await once(s) // warm the page cache
   for (let round = 0; round < P.guard; round++) {
-    for (const s of shuffle(subjects)) {
+    const bareMs = (await once('bare')).wallMs
+    wall.bare.push(bareMs)
+    for (const s of shuffle(LIBRARIES)) {
       const r = await once(s)
       wall[s].push(r.wallMs)
+      overBare[s].push(r.wallMs - bareMs)
       inproc[s].push(r.netMs)
     }
   }
   const bare = median(wall.bare)
   const out = {}
   for (const s of LIBRARIES) {
-    out[s] = { median: median(inproc[s]), wallMedian: median(wall[s]), wallOverBare: median(wall[s]) - bare, samples: inproc[s], wallSamples: wall[s] }
+    out[s] = { median: median(inproc[s]), wallMedian: median(wall[s]), wallOverBare: median(overBare[s]), samples: inproc[s], wallSamples: wall[s] }
   }
   out.bare = { wallMedian: bare }
   return out
