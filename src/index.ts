@@ -24,7 +24,7 @@ function acquireNow(loc: Location, data: string | undefined): Lock {
   const acquiredAt = new Date()
   const r = backend.acquire(loc, makeRecord(loc, data, acquiredAt.toISOString()))
   if (isHeld(r)) throw lockedError(loc, parseRecord(r.record, loc))
-  return newLock(backend, loc, r, acquiredAt, data)
+  return newLock(backend, loc, r, acquiredAt, data, (r as { recovered?: boolean }).recovered === true)
 }
 
 /**

@@ -1,0 +1,434 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { getSystemErrorMap } from 'node:util'
+import type { Backend, Found, Held, Location, Probe } from './backend.js'
+import { native } from './binding.js'
+import { abortError } from './errors.js'
+import { keyHash } from './identity.js'
+import { registry } from './lock.js'
+import type { Scope } from './types.js'
+
+/**
+ * Windows: one named mutex per lock, owned by the thread that acquired it
+ * (see native/lock_win.cc for the thread rules), and beside it a small
+ * holder record file, which is information only: it is believed when the
+ * process it names is alive with the creation time it recorded.
+ *
+ *   user     Local\instance-lock.<user SID>.<name>[@<key hash>][#<dir hash>]
+ *            record: <LocalAppData>\instance-lock\<name>[@<key hash>].lock
+ *   machine  Global\instance-lock.<name>[@<key hash>][#<dir hash>]
+ *            record: <ProgramData>\instance-lock\<name>[@<key hash>].lock
+ *
+ * With `dir`, the directory (resolved, case-folded) becomes part of the
+ * identity, so processes passing the same `dir` contend, and the records go
+ * into it as `<name>[@<key hash>][+machine].lock`.
+ */
+
+export interface WinLocation extends Location {
+  machine: boolean
+  /** Directory of the holder record. */
+  dir: string
+  custom: boolean
+  /** The holder record. */
+  file: string
+}
+
+/** Owned by the JS thread (`mutex`) or by a waiter thread (`waiter`). */
+export type WinHandle = { mutex: number; recovered: boolean } | { waiter: number; recovered: boolean }
+
+const NAME_RE = /^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}?)(?:@([0-9a-f]{32}))?(\+machine)?\.lock$/
+
+let sid: string | undefined
+const folders = new Map<string, string>()
+
+function knownFolder(which: 'LocalAppData' | 'ProgramData'): string {
+  let p = folders.get(which)
+  if (p === undefined) {
+    p = native.knownFolder(which) as string
+    folders.set(which, p)
+  }
+  return p
+}
+
+export function scopeDir(scope: Scope): string {
+  return path.join(knownFolder(scope === 'machine' ? 'ProgramData' : 'LocalAppData'), 'instance-lock')
+}
+
+// The same directory named two ways (relative, another case, through a
+// junction or symlink) must give the same lock. The part that exists is
+// resolved; the rest (not created yet) is taken as written. Read-only.
+function canonicalDir(dir: string): string {
+  let head = path.resolve(dir)
+  const tail: string[] = []
+  for (;;) {
+    try {
+      head = fs.realpathSync.native(head)
+      break
+    } catch {
+      const parent = path.dirname(head)
+      if (parent === head) break
+      tail.unshift(path.basename(head))
+      head = parent
+    }
+  }
+  return path.join(head, ...tail)
+}
+
+function locate(id: { name: string; key: string | undefined; keyHash: string | undefined; scope: Scope; dir: string | undefined }): WinLocation {
+  const machine = id.scope === 'machine'
+  const custom = id.dir !== undefined
+  const dir = custom ? canonicalDir(id.dir!) : scopeDir(id.scope)
+  const tag = `${id.name}${id.keyHash === undefined ? '' : '@' + id.keyHash}`
+  // No backslash may follow the namespace prefix; the SID keeps another user
+  // of this session from creating our name first.
+  sid ??= native.userSid() as string
+  const mutex =
+    (machine ? 'Global\\instance-lock.' : `Local\\instance-lock.${sid}.`) + tag + (custom ? '#' + keyHash(dir.toLowerCase()) : '')
+  const file = path.join(dir, `${tag}${custom && machine ? '+machine' : ''}.lock`)
+  return { name: id.name, key: id.key, scope: id.scope, path: mutex, id: mutex, machine, dir, custom, file }
+}
+
+// ---------------------------------------------------------------------------
+// Errors. The addon reports Win32 error numbers; callers switch on Node's
+// codes, as they do with `fs`, so they are mapped here once.
+
+const WIN_CODES: Record<number, string> = {
+  2: 'ENOENT', // ERROR_FILE_NOT_FOUND
+  3: 'ENOENT', // ERROR_PATH_NOT_FOUND
+  5: 'EACCES', // ERROR_ACCESS_DENIED
+  6: 'EINVAL', // ERROR_INVALID_HANDLE: the name is another kind of object
+  8: 'ENOMEM', // ERROR_NOT_ENOUGH_MEMORY
+  14: 'ENOMEM', // ERROR_OUTOFMEMORY
+  19: 'EROFS', // ERROR_WRITE_PROTECT
+  32: 'EBUSY', // ERROR_SHARING_VIOLATION
+  33: 'EBUSY', // ERROR_LOCK_VIOLATION
+  87: 'EINVAL', // ERROR_INVALID_PARAMETER
+  112: 'ENOSPC', // ERROR_DISK_FULL
+  123: 'EINVAL', // ERROR_INVALID_NAME
+  127: 'ENOSYS', // ERROR_PROC_NOT_FOUND
+  183: 'EEXIST', // ERROR_ALREADY_EXISTS
+  206: 'ENAMETOOLONG', // ERROR_FILENAME_EXCED_RANGE
+  1450: 'ENOMEM', // ERROR_NO_SYSTEM_RESOURCES
+}
+
+const DETAILS: Record<number, string> = {
+  5: 'access denied',
+  6: 'the name belongs to another kind of kernel object, not a mutex',
+  127: 'NtQueryMutant is not available',
+}
+
+let uvErrnos: Map<string, number> | undefined
+
+export interface WinSystemError extends Error {
+  code: string
+  errno: number
+  syscall: string
+  path?: string
+}
+
+/** A Win32 error as a Node-style error: `code`, `errno` (libuv's number for the code), `syscall`, `path`. */
+export function winError(winerror: number, syscall: string, p?: string): WinSystemError {
+  return codedError(WIN_CODES[winerror] ?? 'UNKNOWN', DETAILS[winerror] ?? `Win32 error ${winerror}`, syscall, p)
+}
+
+function codedError(code: string, detail: string, syscall: string, p?: string): WinSystemError {
+  if (uvErrnos === undefined) {
+    uvErrnos = new Map()
+    for (const [n, [name]] of getSystemErrorMap()) uvErrnos.set(name, n)
+  }
+  const err = new Error(`${code}: ${detail}, ${p === undefined ? syscall : `${syscall} '${p}'`}`) as WinSystemError
+  err.code = code
+  err.errno = uvErrnos.get(code) ?? 0
+  err.syscall = syscall
+  if (p !== undefined) err.path = p
+  return err
+}
+
+function fromNative(err: unknown, p: string): never {
+  const e = err as { errno?: unknown; syscall?: unknown }
+  if (e !== null && typeof e === 'object' && typeof e.errno === 'number' && typeof e.syscall === 'string') {
+    throw winError(e.errno, e.syscall, p)
+  }
+  throw err
+}
+
+// ---------------------------------------------------------------------------
+// Holder records. Written to a new file and renamed over the old one, so a
+// reader sees the previous record or the next, never a torn one. Carries the
+// holder's process creation time: pids are reused at once on Windows, a
+// (pid, creation time) pair never is.
+
+const dirsReady = new Set<string>()
+let ownStart: string | undefined
+let tmpSeq = 0
+
+function ensureDir(loc: WinLocation): void {
+  if (dirsReady.has(loc.dir)) return
+  try {
+    if (loc.machine && !loc.custom) native.makeSharedDir(loc.dir)
+    else fs.mkdirSync(loc.dir, { recursive: true })
+  } catch (err) {
+    fromNativeOrFs(err, loc.dir)
+  }
+  dirsReady.add(loc.dir)
+}
+
+function fromNativeOrFs(err: unknown, p: string): never {
+  if (typeof (err as NodeJS.ErrnoException).code === 'string') throw err
+  fromNative(err, p)
+}
+
+function startTimeOf(pid: number): string | null | false {
+  if (pid === process.pid) return (ownStart ??= native.processStartTime(pid) as string)
+  return native.processStartTime(pid) as string | null | false
+}
+
+/** The record with the creation time of the process it names. */
+function stamped(record: string): string {
+  const pid = (JSON.parse(record) as { pid: number }).pid
+  const start = startTimeOf(pid)
+  return typeof start === 'string' ? `${record.slice(0, -1)},"processStartTime":"${start}"}` : record
+}
+
+// A scanner or a reader without FILE_SHARE_DELETE can hold the old record
+// open for a moment; the rename then fails with EPERM/EBUSY. Retried briefly.
+const RENAME_TRIES = 20
+const pause = new Int32Array(new SharedArrayBuffer(4))
+
+function writeRecord(loc: WinLocation, record: string): void {
+  const tmp = `${loc.file}.${process.pid}.${++tmpSeq}.tmp`
+  // 'wx': a new file of our own, never through something planted at its name.
+  fs.writeFileSync(tmp, stamped(record), { flag: 'wx' })
+  for (let i = 0; ; i++) {
+    try {
+      fs.renameSync(tmp, loc.file)
+      return
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (i + 1 >= RENAME_TRIES || (code !== 'EPERM' && code !== 'EBUSY' && code !== 'EACCES')) {
+        fs.rmSync(tmp, { force: true })
+        throw err
+      }
+      Atomics.wait(pause, 0, 0, 5)
+    }
+  }
+}
+
+function removeRecord(loc: WinLocation): void {
+  for (let i = 0; i < RENAME_TRIES; i++) {
+    try {
+      fs.rmSync(loc.file, { force: true })
+      return
+    } catch {
+      Atomics.wait(pause, 0, 0, 5)
+    }
+  }
+}
+
+interface Stored {
+  text: string
+  pid: number
+  start: string | undefined
+}
+
+function readRecord(loc: WinLocation): Stored | null {
+  let text: string
+  try {
+    text = fs.readFileSync(loc.file, 'utf8')
+  } catch {
+    return null
+  }
+  try {
+    const r = JSON.parse(text) as { pid?: unknown; processStartTime?: unknown }
+    if (typeof r.pid !== 'number' || !Number.isInteger(r.pid) || r.pid <= 0) return null
+    return { text, pid: r.pid, start: typeof r.processStartTime === 'string' ? r.processStartTime : undefined }
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The record, unless it is disproved: its process is gone or is another one
+ * with a reused pid, or the kernel names a different owner. When the process
+ * exists but may not be queried (another user's), it stands as information.
+ */
+function believable(loc: WinLocation, owner: number): string | null {
+  const r = readRecord(loc)
+  if (r === null || (owner > 0 && r.pid !== owner)) return null
+  const start = startTimeOf(r.pid)
+  if (start === null || (typeof start === 'string' && start !== r.start)) return null
+  return r.text
+}
+
+// ---------------------------------------------------------------------------
+
+function acquire(l: Location, record: string): WinHandle | Held {
+  const loc = l as WinLocation
+  ensureDir(loc)
+  let r: [number, boolean] | null
+  try {
+    r = native.acquire(loc.path, loc.machine)
+  } catch (err) {
+    fromNative(err, loc.path)
+  }
+  if (r === null) return { held: true, record: believable(loc, 0) }
+  try {
+    writeRecord(loc, record)
+  } catch {
+    // The lock is what was asked for; a record that cannot be written only
+    // leaves the holder anonymous, as on Unix.
+  }
+  return { mutex: r[0], recovered: r[1] }
+}
+
+function release(l: Location, h: WinHandle): void {
+  const loc = l as WinLocation
+  // Removed while still holding: a record left behind by a process that
+  // let go and lives on would name it as holder of the next one's lock.
+  removeRecord(loc)
+  if ('waiter' in h) native.waitStop(h.waiter)
+  else native.release(h.mutex)
+}
+
+function update(l: Location, _h: WinHandle, record: string): void {
+  const loc = l as WinLocation
+  try {
+    writeRecord(loc, record)
+  } catch (err) {
+    fromNativeOrFs(err, loc.file)
+  }
+}
+
+function probe(l: Location): Probe | null {
+  const loc = l as WinLocation
+  let r: [boolean, number] | null
+  try {
+    r = native.probe(loc.path)
+  } catch (err) {
+    fromNative(err, loc.path)
+  }
+  if (r === null) return null
+  return { held: r[0], record: r[0] ? believable(loc, r[1]) : null }
+}
+
+function enumerate(scope: Scope, dir: string | undefined): Found[] {
+  const base = locate({ name: 'x', key: undefined, keyHash: undefined, scope, dir })
+  let names: string[]
+  try {
+    names = fs.readdirSync(base.dir)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return []
+    throw err
+  }
+  const out: Found[] = []
+  for (const n of names.sort()) {
+    const m = NAME_RE.exec(n)
+    if (m === null) continue
+    if ((m[3] !== undefined) !== (base.custom && scope === 'machine')) continue
+    out.push({ location: locate({ name: m[1]!, key: undefined, keyHash: m[2], scope, dir }), keyHash: m[2] })
+  }
+  return out
+}
+
+// Verified holders and their creation times, for terminate(): the process
+// ended is the one verified, never a later process that reused its pid.
+const verified = new Map<number, string>()
+
+function holders(l: Location): number[] {
+  const loc = l as WinLocation
+  let r: [boolean, number] | null
+  try {
+    r = native.probe(loc.path)
+  } catch {
+    return []
+  }
+  if (r === null || !r[0]) return []
+  // Real Windows names the owner (MutantOwnerInformation); without it the
+  // record must name a live process with the creation time it recorded. A
+  // holder removes its record before it lets go, so a verified record is
+  // not one left by a process that released and lives on.
+  const owner = r[1]
+  const rec = readRecord(loc)
+  const pid = owner > 0 ? owner : rec?.pid
+  if (pid === undefined) return []
+  const start = startTimeOf(pid)
+  if (typeof start !== 'string' || (owner === 0 && start !== rec?.start)) return []
+  verified.set(pid, start)
+  return [pid]
+}
+
+function terminate(pid: number): void {
+  const start = verified.get(pid)
+  let ended = false
+  try {
+    ended = start !== undefined && (native.terminate(pid, start) as boolean)
+  } catch (err) {
+    fromNative(err, String(pid))
+  }
+  // Gone already, or never verified: as process.kill() reports a pid with
+  // no process.
+  if (!ended) throw codedError('ESRCH', 'no such verified holder', 'kill', String(pid))
+}
+
+// ---------------------------------------------------------------------------
+// Waiting: a waiter thread per pending lock() (native/lock_win.cc), which
+// wakes the moment the owner releases or dies and then keeps owning the
+// mutex for this Lock. A mutex is recursive, so the JS thread never
+// re-acquires a lock this process holds: that would succeed.
+
+function wait(l: Location, record: () => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<WinHandle | Held> {
+  const loc = l as WinLocation
+  if (!registry.has(loc.id)) {
+    const r = acquire(loc, record())
+    if (!('held' in r) || timeout === 0) return Promise.resolve(r)
+  } else if (timeout === 0) {
+    return Promise.resolve({ held: true, record: null })
+  }
+  ensureDir(loc)
+  return new Promise((resolve, reject) => {
+    let settled = false
+    let timer: NodeJS.Timeout | undefined
+    const onAbort = (): void => {
+      settle()
+      reject(abortError(signal!))
+    }
+    const settle = (): void => {
+      settled = true
+      native.waitStop(id)
+      if (timer !== undefined) clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    let id = 0
+    try {
+      id = native.waitStart(loc.path, loc.machine, (state: number, winerror: number) => {
+        if (settled) return // timed out or aborted while the report was on its way
+        if (state === 2) {
+          settle()
+          reject(winError(winerror, 'WaitForMultipleObjects', loc.path))
+          return
+        }
+        settled = true
+        if (timer !== undefined) clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        try {
+          writeRecord(loc, record())
+        } catch {
+          // as in acquire(): the lock stands without a record
+        }
+        resolve({ waiter: id, recovered: state === 1 })
+      })
+    } catch (err) {
+      fromNative(err, loc.path)
+    }
+    if (timeout !== undefined) {
+      timer = setTimeout(() => {
+        settle()
+        resolve({ held: true, record: believable(loc, 0) })
+      }, timeout)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+export const win32: Backend<WinHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, terminate }
