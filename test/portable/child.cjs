@@ -1,0 +1,158 @@
+// A process the scenario runner drives over IPC: it loads the package from
+// IL_ROOT (the staged Windows package under Wine, the repo on Unix), does
+// what it is asked and answers each request. Plain Node, no test framework,
+// so it runs wherever node.exe runs.
+'use strict'
+const fs = require('node:fs')
+const il = require(process.env.IL_ROOT)
+
+const held = new Map()
+
+function plainError(err) {
+  return { name: err.name, code: err.code, message: err.message, holder: err.holder, syscall: err.syscall, path: err.path }
+}
+
+function keep(lock) {
+  held.set(lock.path, lock)
+  return { path: lock.path, pid: process.pid, recovered: lock.recovered === true, t: Date.now() }
+}
+
+const ops = {
+  tryLock(name, options) {
+    return keep(il.tryLock(name, options))
+  },
+  async lock(name, options) {
+    return keep(await il.lock(name, options))
+  },
+  // Starts a wait and answers at once; the outcome comes later as a message.
+  lockLater(name, options, tag) {
+    il.lock(name, options).then(
+      (lock) => process.send({ event: tag, ok: true, result: keep(lock) }),
+      (err) => process.send({ event: tag, ok: false, error: plainError(err) }),
+    )
+    return { waiting: true }
+  },
+  release(path) {
+    held.get(path).release()
+    held.delete(path)
+    return { t: Date.now() }
+  },
+  update(path, data) {
+    held.get(path).update(data)
+  },
+  inspect(name, options) {
+    return il.inspect(name, options)
+  },
+  list(options) {
+    return il.list(options)
+  },
+  // Inspects as fast as it can for `ms`.
+  inspectLoop(name, options, ms) {
+    const end = Date.now() + ms
+    let n = 0
+    while (Date.now() < end) {
+      il.inspect(name, options)
+      n++
+    }
+    return n
+  },
+  // Takes and releases as fast as it can for `ms`; nobody else takes the
+  // lock meanwhile, so every tryLock must succeed.
+  tryLoop(name, options, ms) {
+    const end = Date.now() + ms
+    let acquired = 0
+    const failures = []
+    while (Date.now() < end) {
+      try {
+        il.tryLock(name, options).release()
+        acquired++
+      } catch (err) {
+        failures.push(err.code)
+      }
+    }
+    return { acquired, failures: failures.length, codes: [...new Set(failures)] }
+  },
+  // acquire → critical section → release, `iterations` times. Inside, an
+  // exclusive-create marker file must not exist (it would if two holders
+  // overlapped), and a counter is read, widened and written back: any
+  // overlap also loses an increment.
+  async stress(name, options, iterations, counter, marker, mode) {
+    let overlaps = 0
+    let contended = 0
+    for (let i = 0; i < iterations; i++) {
+      let lock
+      if (mode === 'try') {
+        for (;;) {
+          try {
+            lock = il.tryLock(name, options)
+            break
+          } catch (err) {
+            if (err.code !== 'ELOCKED') throw err
+            contended++
+            await new Promise((resolve) => setImmediate(resolve))
+          }
+        }
+      } else {
+        lock = await il.lock(name, options)
+      }
+      let fd
+      try {
+        fd = fs.openSync(marker, 'wx')
+      } catch {
+        overlaps++
+      }
+      const v = Number(fs.readFileSync(counter, 'utf8') || '0')
+      for (let j = 0; j < 20; j++) fs.statSync(counter)
+      fs.writeFileSync(counter, String(v + 1))
+      if (fd !== undefined) {
+        fs.closeSync(fd)
+        fs.unlinkSync(marker)
+      }
+      lock.release()
+    }
+    return { overlaps, contended }
+  },
+  // The two ways a wait ends without the lock, in one go.
+  async waitThenGiveUp(name, options) {
+    const out = {}
+    const t0 = Date.now()
+    try {
+      await il.lock(name, { ...options, timeout: 300 })
+    } catch (err) {
+      out.timeout = { code: err.code, ms: Date.now() - t0, holderPid: err.holder?.pid }
+    }
+    const ac = new AbortController()
+    setTimeout(() => ac.abort(), 200)
+    try {
+      await il.lock(name, { ...options, signal: ac.signal })
+    } catch (err) {
+      out.abort = { name: err.name }
+    }
+    return out
+  },
+  guard(name, options) {
+    keep(il.singleInstance(name, options))
+    return { pid: process.pid }
+  },
+  async stop(name, options) {
+    return il.stop(name, options)
+  },
+  exit(code) {
+    process.exit(code)
+  },
+}
+
+process.on('message', async (msg) => {
+  if (msg.id === undefined) return
+  const { id, op, args, detach } = msg
+  try {
+    const result = await ops[op](...args)
+    process.send({ id, ok: true, result })
+  } catch (err) {
+    process.send({ id, ok: false, error: plainError(err) })
+  }
+  // From now on the IPC channel alone does not keep this process alive: the
+  // runner checks what does (a pending wait must; a settled one must not).
+  if (detach) process.channel.unref()
+})
+process.send({ ready: true, pid: process.pid })
