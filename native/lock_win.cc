@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 
 #include <napi.h>
@@ -167,6 +168,36 @@ DWORD DosError(LONG status) {
   return fn == nullptr ? ERROR_GEN_FAILURE : fn(status);
 }
 
+struct Waiter;
+
+// Per environment (the main thread, each worker): the mutexes its JS thread
+// owns, and its waiters. When a worker's environment goes away, what its
+// thread owns is released and closed rather than left abandoned and leaked.
+struct State {
+  std::set<HANDLE> owned;
+  std::map<uint32_t, Waiter*> waiters;
+  uint32_t next = 1;
+};
+
+void ReleaseOwned(void* arg) {
+  State* s = static_cast<State*>(arg);
+  for (HANDLE h : s->owned) {
+    ReleaseMutex(h);
+    CloseHandle(h);
+  }
+  s->owned.clear();
+}
+
+State* GetState(Napi::Env env) {
+  State* s = env.GetInstanceData<State>();
+  if (s == nullptr) {
+    s = new State();
+    env.SetInstanceData<State>(s);
+    napi_add_env_cleanup_hook(env, ReleaseOwned, s);
+  }
+  return s;
+}
+
 // acquire(name, machine) -> [handle, abandoned] | null (held)
 // On the calling thread, which then owns the mutex: release() must run on it.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
@@ -193,6 +224,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   }
   // WAIT_ABANDONED: the previous owner died holding it, and it is ours now
   // (PITFALL 17). Reported, not an error.
+  GetState(env)->owned.insert(h);
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, FromHandle(env, h));
   out.Set(1u, Napi::Boolean::New(env, r == WAIT_ABANDONED));
@@ -202,6 +234,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
 // release(handle): on the thread that acquired it.
 Napi::Value Release(const Napi::CallbackInfo& info) {
   HANDLE h = ToHandle(info[0]);
+  GetState(info.Env())->owned.erase(h);
   ReleaseMutex(h);
   CloseHandle(h);
   return info.Env().Undefined();
@@ -260,11 +293,9 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 // thread-safe function is referenced until the thread's one report, so a
 // pending lock() keeps the process alive and a settled one does not.
 
-struct Waiters;
-
 struct Waiter {
   napi_env env = nullptr;
-  Waiters* all = nullptr;
+  State* state = nullptr;
   uint32_t id = 0;
   std::wstring name;
   bool machine = false;
@@ -278,20 +309,6 @@ struct Report {
   int state;  // 0 acquired, 1 acquired after the owner died, 2 failed
   DWORD err;
 };
-
-struct Waiters {
-  std::map<uint32_t, Waiter*> byId;
-  uint32_t next = 1;
-};
-
-Waiters* GetWaiters(Napi::Env env) {
-  Waiters* w = env.GetInstanceData<Waiters>();
-  if (w == nullptr) {
-    w = new Waiters();
-    env.SetInstanceData<Waiters>(w);
-  }
-  return w;
-}
 
 // How often a waiter retries a name another user's object occupies: that
 // object cannot be waited on, only outlived.
@@ -366,7 +383,7 @@ void StopWaiter(Waiter* w) {
 // in reverse order) and the thread is done with the function first.
 void CleanupWaiter(void* arg) {
   Waiter* w = static_cast<Waiter*>(arg);
-  w->all->byId.erase(w->id);
+  w->state->waiters.erase(w->id);
   StopWaiter(w);
 }
 
@@ -414,9 +431,9 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, static_cast<int>(err), "CreateThread", name);
     return env.Undefined();
   }
-  w->all = GetWaiters(env);
-  w->id = w->all->next++;
-  w->all->byId[w->id] = w;
+  w->state = GetState(env);
+  w->id = w->state->next++;
+  w->state->waiters[w->id] = w;
   napi_add_env_cleanup_hook(env, CleanupWaiter, w);
   return Napi::Number::New(env, w->id);
 }
@@ -425,11 +442,11 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
 // Idempotent.
 Napi::Value WaitStop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Waiters* all = GetWaiters(env);
-  auto it = all->byId.find(info[0].As<Napi::Number>().Uint32Value());
-  if (it != all->byId.end()) {
+  State* state = GetState(env);
+  auto it = state->waiters.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it != state->waiters.end()) {
     Waiter* w = it->second;
-    all->byId.erase(it);
+    state->waiters.erase(it);
     napi_remove_env_cleanup_hook(env, CleanupWaiter, w);
     StopWaiter(w);
   }

@@ -35,6 +35,9 @@ export function stage() {
   fs.rmSync(STAGE, { recursive: true, force: true })
   const addon = path.join(STAGE, 'prebuilds', 'win32-x64', 'instance-lock.napi.node')
   execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-win32.mjs'), '--out', addon], { stdio: ['ignore', 'inherit', 'inherit'] })
+  execFileSync(process.env.MINGW_CC ?? 'x86_64-w64-mingw32-gcc', ['-municode', '-O2', '-s', '-o', path.join(STAGE, 'squat.exe'), path.join(here, 'squat.c')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
   fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(STAGE, 'package.json'))
   fs.cpSync(path.join(ROOT, 'dist'), path.join(STAGE, 'dist'), { recursive: true })
   return STAGE
@@ -63,7 +66,7 @@ export async function runScenarios(prefix, nodeExe, filter) {
   const err = fs.openSync(errFile, 'w')
   const args = [nodeExe, winPath(path.join(here, 'scenarios.mjs'))]
   if (filter !== undefined) args.push(filter)
-  const env = { ...wineEnv(prefix), IL_ROOT: winPath(STAGE) }
+  const env = { ...wineEnv(prefix), IL_ROOT: winPath(STAGE), IL_SQUAT: winPath(path.join(STAGE, 'squat.exe')) }
   const t0 = Date.now()
   const code = await new Promise((resolve, reject) => {
     const p = spawn('wine', args, { stdio: ['ignore', out, err], env, cwd: ROOT })
