@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -20,6 +21,7 @@
 
 #if defined(__linux__)
 #include <sys/inotify.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #else
 #include <sys/mount.h>
@@ -78,12 +80,66 @@ int FlockRetry(int fd, int op) {
   return r;
 }
 
+// What the protocol needs to know of a file: which one it is, its type, its
+// links, its owner and mode.
+struct FileId {
+  dev_t dev;
+  ino_t ino;
+  mode_t mode;
+  nlink_t nlink;
+  uid_t uid;
+};
+
+// stat without timestamps. On kernels with multigrain timestamps (Linux
+// 6.13+) a stat that reports ctime/mtime makes the next write take a
+// fine-grained timestamp and dirty the inode, which made writing the holder
+// record right after our checks ~2x slower; statx can leave them out.
+int IdentityOf(int dirfd, const char* name, int flags, FileId* id) {
+#if defined(__linux__) && defined(STATX_INO)
+  // Seccomp filters older than statx answer ENOSYS or EPERM: use fstatat.
+  static std::atomic<bool> no_statx{false};
+  if (!no_statx.load(std::memory_order_relaxed)) {
+    struct statx sx;
+    if (statx(dirfd, name, flags, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID | STATX_INO,
+              &sx) == 0) {
+      id->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+      id->ino = sx.stx_ino;
+      id->mode = sx.stx_mode;
+      id->nlink = sx.stx_nlink;
+      id->uid = sx.stx_uid;
+      return 0;
+    }
+    if (errno != ENOSYS && errno != EPERM) return -1;
+    no_statx.store(true, std::memory_order_relaxed);
+  }
+#endif
+  struct stat st;
+  if (fstatat(dirfd, name, &st, flags) != 0) return -1;
+  id->dev = st.st_dev;
+  id->ino = st.st_ino;
+  id->mode = st.st_mode;
+  id->nlink = st.st_nlink;
+  id->uid = st.st_uid;
+  return 0;
+}
+
+int IdentityOfFd(int fd, FileId* id) {
+#if defined(AT_EMPTY_PATH)
+  return IdentityOf(fd, "", AT_EMPTY_PATH, id);
+#else
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -1;
+  *id = FileId{st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid};
+  return 0;
+#endif
+}
+
 struct OpenResult {
   int fd = -1;
   int err = 0;
   const char* syscall = "open";
   bool writable = false;
-  struct stat st;  // of the opened file: its dev/ino never change
+  FileId id;  // of the opened file: its dev/ino never change
 };
 
 // Opens (creating if needed) the lock file `name` in the directory `dirfd`
@@ -124,19 +180,19 @@ OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, bool enforce_m
     r.writable = true;
   }
 
-  struct stat& st = r.st;
-  if (fstat(r.fd, &st) != 0) {
+  FileId& st = r.id;
+  if (IdentityOfFd(r.fd, &st) != 0) {
     r.err = errno;
     r.syscall = "fstat";
-  } else if (!S_ISREG(st.st_mode)) {
-    r.err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+  } else if (!S_ISREG(st.mode)) {
+    r.err = S_ISDIR(st.mode) ? EISDIR : EINVAL;
     r.syscall = "open";
-  } else if (st.st_nlink > 1) {
+  } else if (st.nlink > 1) {
     // A hard link planted at the lock path would make us write the holder
     // record into someone else's file.
     r.err = EMLINK;
     r.syscall = "open";
-  } else if (enforce_mode && st.st_uid == geteuid() && (st.st_mode & 07777) != mode) {
+  } else if (enforce_mode && st.uid == geteuid() && (st.mode & 07777) != mode) {
     // Machine scope: the creator's umask must not lock other users out.
     // fchmod on the descriptor, never chmod by path.
     if (fchmod(r.fd, mode) != 0) {
@@ -159,7 +215,7 @@ enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
 // the descriptor's fstat when the caller has one (a descriptor's dev/ino
 // never change, and while the name resolves to them the file is linked, so
 // no second fstat is needed); otherwise it is taken here.
-int LockFd(int fd, int dirfd, const char* name, bool writable, const struct stat* opened, int* err,
+int LockFd(int fd, int dirfd, const char* name, bool writable, const FileId* opened, int* err,
            const char** syscall) {
   if (FlockRetry(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK || errno == EAGAIN) return kHeld;
@@ -167,9 +223,9 @@ int LockFd(int fd, int dirfd, const char* name, bool writable, const struct stat
     *syscall = "flock";
     return -1;
   }
-  struct stat own, named;
+  FileId own, named;
   if (opened == nullptr) {
-    if (fstat(fd, &own) != 0) {
+    if (IdentityOfFd(fd, &own) != 0) {
       *err = errno;
       *syscall = "fstat";
       FlockRetry(fd, LOCK_UN);
@@ -177,8 +233,8 @@ int LockFd(int fd, int dirfd, const char* name, bool writable, const struct stat
     }
     opened = &own;
   }
-  if (fstatat(dirfd, name, &named, AT_SYMLINK_NOFOLLOW) != 0 || opened->st_dev != named.st_dev ||
-      opened->st_ino != named.st_ino) {
+  if (IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || opened->dev != named.dev ||
+      opened->ino != named.ino) {
     FlockRetry(fd, LOCK_UN);
     return kStale;
   }
@@ -330,7 +386,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     }
     int err = 0;
     const char* syscall = "flock";
-    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, &r.st, &err, &syscall);
+    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, &r.id, &err, &syscall);
     if (state == kAcquired) {
       if (r.writable && info[4].IsString()) WriteRecord(r.fd, info[4].As<Napi::String>());
       return Napi::Number::New(env, r.fd);
@@ -361,9 +417,9 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, errno, "open", path);
     return env.Undefined();
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    int err = S_ISDIR(st.st_mode) ? EISDIR : (errno ? errno : EINVAL);
+  FileId st;
+  if (IdentityOfFd(fd, &st) != 0 || !S_ISREG(st.mode)) {
+    int err = IdentityOfFd(fd, &st) != 0 ? errno : S_ISDIR(st.mode) ? EISDIR : EINVAL;
     close(fd);
     ThrowSystemError(env, err, "open", path);
     return env.Undefined();
@@ -388,8 +444,8 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env, 4);
   out.Set(0u, Napi::Boolean::New(env, fl.l_type != F_UNLCK));
   out.Set(1u, RecordOrNull(env, fd));
-  out.Set(2u, Napi::Number::New(env, static_cast<double>(st.st_dev)));
-  out.Set(3u, Napi::Number::New(env, static_cast<double>(st.st_ino)));
+  out.Set(2u, Napi::Number::New(env, static_cast<double>(st.dev)));
+  out.Set(3u, Napi::Number::New(env, static_cast<double>(st.ino)));
   close(fd);
   return out;
 }
