@@ -189,9 +189,11 @@ function parse(verb: Verb, args: string[], options: Record<string, { type: 'stri
     const r = parseArgs({ args, options: { ...IDENTITY_OPTIONS, ...options }, allowPositionals: true, strict: true })
     return { values: r.values as Values, positionals: r.positionals }
   } catch (e) {
-    // parseArgs's own advice about '--' would mislead here (after '--' comes
-    // `run`'s COMMAND): keep its first sentence, which names the option.
-    throw new UsageError(verb, (e as Error).message.split('. ')[0]!.replace(/^\w/, (c) => c.toLowerCase()))
+    let message = (e as Error).message.replace(/\s*\n\s*/g, ' ')
+    // Its advice to put an unknown option after '--' would mislead here
+    // (after '--' comes `run`'s COMMAND): keep the sentence naming the option.
+    if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') message = message.split('. ')[0]!
+    throw new UsageError(verb, message.replace(/^\w/, (c) => c.toLowerCase()))
   }
 }
 

@@ -61,7 +61,7 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
 
     run.endInput() // COMMAND exits; only now is the lock free
     expect(await stopping).toEqual({ stopped: true, pid: run.pid, forced: false })
-    expect(hasExited(commandPid)).toBe(true)
+    await expect.poll(() => hasExited(commandPid), { timeout: 10_000 }).toBe(true)
     tryLock(name, { dir }).release()
   })
 
