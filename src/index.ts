@@ -8,7 +8,7 @@ import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from './format.js'
-import { makeRecord, parseRecord } from './record.js'
+import { isoAt, makeRecord, parseRecord } from './record.js'
 import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
 import { invalidArgType, invalidArgValue } from './errors.js'
@@ -21,10 +21,10 @@ export { stop } from './stop.js'
 function acquireNow(loc: Location, data: string | undefined): Lock {
   const own = registry.get(loc.id)
   if (own !== undefined) throw lockedError(loc, own.holder)
-  const acquiredAt = new Date()
-  const r = backend.acquire(loc, makeRecord(loc, data, acquiredAt.toISOString()))
+  const now = Date.now()
+  const r = backend.acquire(loc, makeRecord(loc, data, isoAt(now)))
   if (isHeld(r)) throw lockedError(loc, parseRecord(r.record, loc))
-  return newLock(backend, loc, r, acquiredAt, data, (r as { recovered?: boolean }).recovered === true)
+  return newLock(backend, loc, r, new Date(now), data, (r as { recovered?: boolean }).recovered === true)
 }
 
 /**

@@ -2,7 +2,18 @@ import os from 'node:os'
 import type { Location } from './backend.js'
 import type { Holder } from './types.js'
 
-let hostname: string | undefined
+let prefix: string | undefined
+let isoMs = NaN
+let iso = ''
+
+/** `new Date(ms).toISOString()`, computed once per millisecond (it costs more than a lock's system calls). */
+export function isoAt(ms: number): string {
+  if (ms !== isoMs) {
+    iso = new Date(ms).toISOString()
+    isoMs = ms
+  }
+  return iso
+}
 
 /**
  * The holder record written beside the lock: JSON text of a `Holder`. `pid`
@@ -10,9 +21,9 @@ let hostname: string | undefined
  * lock and is the process to stop.
  */
 export function makeRecord(loc: Location, data: string | undefined, startedAt: string, pid = process.pid): string {
-  hostname ??= os.hostname()
+  prefix ??= `,"hostname":${JSON.stringify(os.hostname())},"startedAt":"`
   return (
-    `{"pid":${pid},"hostname":${JSON.stringify(hostname)},"startedAt":"${startedAt}",` +
+    `{"pid":${pid}${prefix}${startedAt}",` +
     `"name":${JSON.stringify(loc.name)},"scope":"${loc.scope}"` +
     (loc.key === undefined ? '' : `,"key":${JSON.stringify(loc.key)}`) +
     (data === undefined ? '' : `,"data":${data}`) +
