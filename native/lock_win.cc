@@ -117,7 +117,7 @@ PSECURITY_DESCRIPTOR g_dir_sd = nullptr;
 // or the Win32 error: ERROR_ACCESS_DENIED when another user's object has the
 // name (PITFALL 20: that is "held", never a crash), ERROR_INVALID_HANDLE when
 // the name belongs to another kind of object.
-DWORD OpenLockMutex(const std::wstring& name, bool machine, HANDLE* out) {
+DWORD OpenLockMutex(const std::wstring& name, bool machine, HANDLE* out, bool* existed = nullptr) {
   SECURITY_ATTRIBUTES sa;
   sa.nLength = sizeof sa;
   // Never inherited: a child process must not keep the lock (or its object)
@@ -131,6 +131,7 @@ DWORD OpenLockMutex(const std::wstring& name, bool machine, HANDLE* out) {
   }
   HANDLE h = CreateMutexExW(&sa, name.c_str(), 0, kMutexAccess);
   if (h == nullptr) return GetLastError();
+  if (existed != nullptr) *existed = GetLastError() == ERROR_ALREADY_EXISTS;
   *out = h;
   return 0;
 }
@@ -205,11 +206,22 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   std::string name = info[0].As<Napi::String>();
   bool machine = info[1].As<Napi::Boolean>();
   HANDLE h = nullptr;
-  DWORD err = OpenLockMutex(Wide(name), machine, &h);
+  bool existed = false;
+  DWORD err = OpenLockMutex(Wide(name), machine, &h, &existed);
   if (err == ERROR_ACCESS_DENIED) return env.Null();
   if (err != 0) {
     ThrowSystemError(env, static_cast<int>(err), "CreateMutexExW", name);
     return env.Undefined();
+  }
+  // Mutexes are recursive (PITFALL 16): if this thread owns it already, the
+  // wait below would succeed. src/ refuses a second acquisition in this
+  // process before it gets here; this makes it hold even for a handle src/
+  // has not registered yet.
+  NtQueryMutantFn query = QueryMutant();
+  MutantBasicInformation basic = {};
+  if (existed && query != nullptr && query(h, 0, &basic, sizeof basic, nullptr) >= 0 && basic.OwnedByCaller) {
+    CloseHandle(h);
+    return env.Null();
   }
   DWORD r = WaitForSingleObject(h, 0);
   if (r == WAIT_TIMEOUT) {

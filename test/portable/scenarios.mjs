@@ -444,6 +444,32 @@ scenario('a name taken by another kind of kernel object: a clear error, not a cr
   il.tryLock(n).release()
 }, WIN && process.env.IL_SQUAT !== undefined)
 
+scenario('a forged or stale holder record is not believed, and nobody is terminated on its word', async () => {
+  const [c] = await children(1)
+  const n = name('forged')
+  const d = path.join(work, 'forged')
+  await c.call('tryLock', n, { dir: d })
+  const file = path.join(d, `${n}.lock`)
+  const genuine = JSON.parse(fs.readFileSync(file, 'utf8'))
+  eq(il.inspect(n, { dir: d }).holder?.pid, c.pid, 'the genuine record is believed')
+  const forge = (fields) => fs.writeFileSync(file, JSON.stringify({ ...genuine, ...fields }))
+  // This process without its creation time; the holder's pid with another
+  // creation time (a reused pid); a pid nobody has.
+  for (const fields of [{ pid: process.pid, processStartTime: '1' }, { processStartTime: '1' }, { pid: 999_996 }]) {
+    forge(fields)
+    const st = il.inspect(n, { dir: d })
+    eq(st.locked, true, 'locked')
+    eq(st.holder, undefined, `holder believed from ${JSON.stringify(fields)}`)
+  }
+  forge({ processStartTime: '1' })
+  // What stop() reports for an unprovable holder is its own business; what
+  // matters here is that the process named by the record is left alone.
+  const r = await il.stop(n, { dir: d, timeout: 500 }).catch((err) => ({ error: err }))
+  eq(r.stopped === true || r.pid !== undefined, false, `stop() result ${JSON.stringify(r)}`)
+  eq((await c.call('inspect', n, { dir: d })).locked, true, 'the holder lives on')
+  await c.kill()
+}, WIN)
+
 scenario('bad input: clear errors with codes, before anything is touched', async () => {
   const cases = [
     [() => il.tryLock(''), 'ERR_INVALID_ARG_VALUE'],
