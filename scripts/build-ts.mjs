@@ -1,22 +1,55 @@
-// Compiles src/ to dist/ (CommonJS + declarations) and writes the ESM entry
-// as a thin wrapper over the CommonJS build, so `import` and `require` share
-// one module instance: one addon load, one registry of held locks.
+// Builds dist/: declarations with tsc, and the JavaScript as two CommonJS
+// bundles (the library and the CLI), because `require('instance-lock')` in
+// the first line of main() should cost one module load, not fifteen. The ESM
+// entry is a thin wrapper over the CommonJS bundle, so `import` and `require`
+// share one module instance: one addon load, one registry of held locks.
+// Built next to dist/ and swapped in, so a process loading dist/ meanwhile
+// never sees half of it.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 
-const root = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..')
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const require = createRequire(path.join(root, 'package.json'))
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' })
+const esbuild = require('esbuild')
+const out = path.join(root, `dist.${process.pid}`)
+fs.rmSync(out, { recursive: true, force: true })
 
-const cjs = fs.readFileSync(path.join(root, 'dist/index.js'), 'utf8')
-const names = [...cjs.matchAll(/^exports\.([A-Za-z_$][\w$]*) = /gm), ...cjs.matchAll(/Object\.defineProperty\(exports, "([A-Za-z_$][\w$]*)"/g)]
-  .map((m) => m[1])
-  .filter((n, i, all) => n !== '__esModule' && all.indexOf(n) === i)
-  .sort()
-fs.writeFileSync(
-  path.join(root, 'dist/index.mjs'),
-  `import cjs from './index.js'\n\nexport const { ${names.join(', ')} } = cjs\n`,
-)
-fs.writeFileSync(path.join(root, 'dist/index.d.mts'), `export * from './index.js'\n`)
+try {
+  execFileSync(
+    process.execPath,
+    [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json'), '--emitDeclarationOnly', '--outDir', out],
+    { stdio: 'inherit' },
+  )
+  esbuild.buildSync({
+    entryPoints: { index: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli.ts') },
+    outdir: out,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    // node-gyp-build stays the package's own dependency, loading the addon
+    // from the package root.
+    external: ['node-gyp-build'],
+    legalComments: 'none',
+    logLevel: 'warning',
+  })
+
+  // esbuild annotates the export names for Node's CommonJS lexer:
+  // `0 && (module.exports = { a, b })`.
+  const cjs = fs.readFileSync(path.join(out, 'index.js'), 'utf8')
+  const annotation = /0 && \(module\.exports = \{([^}]*)\}\)/.exec(cjs)
+  if (annotation === null) throw new Error('build-ts: no export annotation in the CommonJS bundle')
+  const names = annotation[1].split(',').map((n) => n.trim()).filter(Boolean).sort()
+  fs.writeFileSync(path.join(out, 'index.mjs'), `import cjs from './index.js'\n\nexport const { ${names.join(', ')} } = cjs\n`)
+  fs.writeFileSync(path.join(out, 'index.d.mts'), `export * from './index.js'\n`)
+
+  const dist = path.join(root, 'dist')
+  const old = path.join(root, `dist.old.${process.pid}`)
+  if (fs.existsSync(dist)) fs.renameSync(dist, old)
+  fs.renameSync(out, dist)
+  fs.rmSync(old, { recursive: true, force: true })
+} finally {
+  fs.rmSync(out, { recursive: true, force: true })
+}
