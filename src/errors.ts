@@ -5,6 +5,10 @@ import type { Holder } from './types.js'
  * Thrown (or rejected with) when a lock is held by another process, or by
  * this process through another `Lock`.
  *
+ * It reports a condition, not a bug, and is thrown on the fast path of every
+ * failed `tryLock`: capturing a stack trace would cost more than the lock's
+ * system calls, so its `stack` is just its name and message.
+ *
  * @example
  * try { tryLock('web') } catch (err) {
  *   if (err instanceof LockedError) console.log(`held by pid ${err.holder?.pid}`)
@@ -17,7 +21,14 @@ export class LockedError extends Error {
   readonly holder?: Holder
 
   constructor(message: string, holder?: Holder) {
-    super(message)
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
+    try {
+      super(message)
+    } finally {
+      Error.stackTraceLimit = limit
+    }
+    this.stack = `LockedError: ${message}`
     if (holder !== undefined) this.holder = holder
   }
 }
