@@ -306,7 +306,6 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 // pending lock() keeps the process alive and a settled one does not.
 
 struct Waiter {
-  napi_env env = nullptr;
   State* state = nullptr;
   uint32_t id = 0;
   std::wstring name;
@@ -404,7 +403,6 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = info[0].As<Napi::String>();
   Waiter* w = new Waiter();
-  w->env = env;
   w->name = Wide(name);
   w->machine = info[1].As<Napi::Boolean>();
   // The first open happens here, so a bad name fails synchronously.
