@@ -77,6 +77,12 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
   if ('handle' in seen) return { state: 'free', forced: false, handle: seen.handle, acquiredAt }
   let holder = parseRecord(seen.record, loc)
 
+  // Every pid signalled, to tell the instance we are ending from one that
+  // takes the lock after it (see `gone`).
+  const signalled = new Set<number>()
+  let pid: number | undefined
+  let forced = false
+  let taken: unknown
   let proven = others(backend.holders(loc))
   if (proven.length === 0) {
     // It may have been released between the two looks.
@@ -88,12 +94,6 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
     if (proven.length === 0) return state('unproven')
   }
 
-  // Every pid signalled, to tell the instance we are ending from one that
-  // takes the lock after it (see `gone`).
-  const signalled = new Set<number>()
-  let pid: number | undefined
-  let forced = false
-  let taken: unknown
   const send = (pids: number[], signal: NodeJS.Signals, sentInPhase: Set<number>): void => {
     for (const p of pids) {
       if (sentInPhase.has(p)) continue

@@ -61,6 +61,18 @@ describe.skipIf(!isRoot)('cross-user', () => {
     mine.release()
   })
 
+  it('stop() by a user who cannot prove the holder signals nobody and says so', async () => {
+    const name = uniqueName('unproven')
+    const mine = tryLock(name, { scope: 'machine' })
+    const nobody = await spawnChildAs(65534)
+    // uid 65534 may not read root's /proc/<pid>/fdinfo: no proof, no signal.
+    const r = await nobody.call('stop', name, { scope: 'machine', timeout: 200 })
+    expect(r).toEqual({ stopped: false, forced: false })
+    expect(mine.released).toBe(false)
+    expect(() => tryLock(name, { scope: 'machine' })).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
+    mine.release()
+  })
+
   it('the user and machine scopes of one name are two locks', () => {
     const name = uniqueName('both')
     const u = tryLock(name)
