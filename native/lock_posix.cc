@@ -34,14 +34,6 @@ namespace instance_lock {
 
 const char* const kPlatform = "posix";
 
-void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path) {
-  Napi::Error e = Napi::Error::New(env, std::string(syscall) + " failed");
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  if (!path.empty()) e.Set("path", Napi::String::New(env, path));
-  e.ThrowAsJavaScriptException();
-}
-
 namespace {
 
 // O_NOFOLLOW: a symlink planted at the lock path is never followed.

@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import type { Scope } from './types.js'
 
 /** Where a lock lives; computed from its identity alone, with no side effects. */
@@ -60,4 +61,15 @@ export interface Backend<H = unknown> {
 
 export function isHeld(x: unknown): x is Held {
   return typeof x === 'object' && x !== null && (x as Held).held === true
+}
+
+/** The names in a directory, sorted; none if it does not exist. */
+export function entriesOf(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).sort()
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return []
+    throw err
+  }
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import path from 'node:path'
+import { entriesOf } from './backend.js'
 import type { Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
 import { abortError, fromNative, systemError } from './errors.js'
@@ -274,16 +275,8 @@ function enumerate(scope: Scope, dir: string | undefined): Found[] {
   const custom = dir !== undefined
   const base = locate({ name: 'x', key: undefined, keyHash: undefined, scope, dir })
   checkDirForRead(base)
-  let names: string[]
-  try {
-    names = fs.readdirSync(base.dir)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return []
-    throw withPath(err, base.dir)
-  }
   const out: Found[] = []
-  for (const n of names.sort()) {
+  for (const n of entriesOf(base.dir)) {
     const m = NAME_RE.exec(n)
     if (m === null) continue
     if (custom && (m[3] !== undefined) !== (scope === 'machine')) continue

@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { getSystemErrorMap } from 'node:util'
+import { entriesOf } from './backend.js'
 import type { Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
 import { abortError } from './errors.js'
@@ -313,16 +314,8 @@ function probe(l: Location): Probe | null {
 
 function enumerate(scope: Scope, dir: string | undefined): Found[] {
   const base = locate({ name: 'x', key: undefined, keyHash: undefined, scope, dir })
-  let names: string[]
-  try {
-    names = fs.readdirSync(base.dir)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return []
-    throw err
-  }
   const out: Found[] = []
-  for (const n of names.sort()) {
+  for (const n of entriesOf(base.dir)) {
     const m = NAME_RE.exec(n)
     if (m === null) continue
     if ((m[3] !== undefined) !== (base.custom && scope === 'machine')) continue
