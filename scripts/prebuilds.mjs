@@ -11,7 +11,7 @@ import path from 'node:path'
  * The platforms the package ships a prebuild for, as prebuilds/<platform>-<arch>.
  * `npm run build:prebuilds` builds these and the packaging test requires each.
  */
-export const PREBUILD_TARGETS = ['linux-x64', 'linux-arm64']
+export const PREBUILD_TARGETS = ['linux-x64', 'linux-arm64', 'win32-x64']
 
 /**
  * Which sources each committed prebuild was built from: one line
