@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest'
 import { ROOT, uniqueName } from './helpers.js'
 
 function node(args: string[], input?: string) {
-  return spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', input })
+  // A process that does not exit by itself fails the test instead of hanging it.
+  return spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', input, timeout: 30_000 })
 }
 
 describe('entry points', () => {
@@ -24,6 +25,24 @@ describe('entry points', () => {
     `])
     expect(r.stderr).toBe('')
     expect(r.stdout.trim().split('\n')).toEqual(['true', 'true', 'true true'])
+  })
+
+  it('installs no signal or exit handlers and leaves nothing keeping the process alive', () => {
+    const name = uniqueName()
+    const r = node(['-e', `
+      const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'exit', 'beforeExit', 'uncaughtException']
+      const before = events.map((e) => process.listenerCount(e))
+      const il = require('instance-lock')
+      const held = il.singleInstance(${JSON.stringify(name)})
+      il.inspect(${JSON.stringify(name)}); il.list()
+      il.lock(${JSON.stringify(name)}, { timeout: 50 }).catch((e) => {
+        console.log(e.code, JSON.stringify(events.map((e) => process.listenerCount(e))) === JSON.stringify(before))
+        // Nothing may keep the process alive now: it must exit by itself.
+      })
+    `])
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+    expect(r.stdout.trim()).toBe('ELOCKED true')
   })
 
   it('the web-server example guards itself and records its port', async () => {
