@@ -188,8 +188,8 @@ function buildFloor() {
 
 /**
  * ns per operation, in-process loops (uncontended cycle, failed try). Batch
- * sizes are calibrated per subject to about P.batchMs; two warm-up batches
- * per subject are discarded; then P.rounds interleaved rounds.
+ * sizes are calibrated per subject, once it is warm, to about P.batchMs;
+ * the warm-up batches are discarded; then P.rounds interleaved rounds.
  */
 async function perOp(kind, workers, floor) {
   const run = {}
@@ -200,7 +200,11 @@ async function perOp(kind, workers, floor) {
   const n = {}
   const extra = {}
   for (const s of subjects) {
-    const r = await run[s](20)
+    // Calibrate on a warm subject: a first call pays one-time costs (a lock
+    // directory's setup, JIT) that would make its batches too short to
+    // measure anything but warm-up.
+    await run[s](20)
+    const r = await run[s](200)
     n[s] = Math.max(20, Math.round((P.batchMs * 1e6) / r.ns))
     await run[s](n[s])
   }
