@@ -327,7 +327,35 @@ function onEvents(wds: number[]): void {
     const m = wdPaths.get(wd)
     if (m !== undefined) for (const id of m.keys()) ids.add(id)
   }
-  for (const id of ids) pump(id)
+  for (const id of ids) {
+    pump(id)
+    recheck(id, 0)
+  }
+}
+
+// The kernel reports a close (fsnotify_close in __fput) a moment before it
+// drops the closing descriptor's flock (locks_remove_file, right after): a
+// waiter woken at once, or a closer preempted in between, finds the lock
+// still held, and no further event will come. So after an event, look again
+// on the next turn of the loop, after 1 ms and after 10 ms.
+const RECHECK_MS = [0, 1, 10]
+const rechecks = new Map<string, () => void>()
+
+function recheck(id: string, step: number): void {
+  rechecks.get(id)?.()
+  if (step >= RECHECK_MS.length || !queues.has(id)) return
+  const run = (): void => {
+    rechecks.delete(id)
+    pump(id)
+    recheck(id, step + 1)
+  }
+  if (step === 0) {
+    const t = setImmediate(run).unref()
+    rechecks.set(id, () => clearImmediate(t))
+  } else {
+    const t = setTimeout(run, RECHECK_MS[step]).unref()
+    rechecks.set(id, () => clearTimeout(t))
+  }
 }
 
 function watch(w: Waiter): void {
@@ -421,7 +449,11 @@ function settle(w: Waiter): void {
   if (q !== undefined) {
     const i = q.indexOf(w)
     if (i >= 0) q.splice(i, 1)
-    if (q.length === 0) queues.delete(w.loc.id)
+    if (q.length === 0) {
+      queues.delete(w.loc.id)
+      rechecks.get(w.loc.id)?.()
+      rechecks.delete(w.loc.id)
+    }
   }
   if (w.timer !== undefined) clearTimeout(w.timer)
   if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort)

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -150,6 +150,26 @@ describe('lock(): waiting', () => {
       // The others keep waiting while this one holds it.
       expect(order).toEqual([...Array(i + 1).keys()])
       locks[i]!.release()
+    }
+  })
+
+  it('gets the lock when the flock is dropped a moment after the close event, without waiting for the slow retry', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    tryLock(name, { dir }).release()
+    const holder = fork(path.join(FIXTURES, 'late-unlock.cjs'), [path.join(dir, `${name}.lock`)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    try {
+      await new Promise((r) => holder.once('message', r))
+      const pending = lock(name, { dir })
+      await new Promise((r) => setImmediate(r))
+      const t0 = Date.now()
+      holder.send('go')
+      const l = await pending
+      // The safety retry runs every 250 ms; a recheck after the event finds it long before.
+      expect(Date.now() - t0).toBeLessThan(200)
+      l.release()
+    } finally {
+      holder.kill()
     }
   })
 
