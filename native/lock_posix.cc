@@ -495,8 +495,11 @@ Napi::Value FsType(const Napi::CallbackInfo& info) {
 // Waiters watch their lock file for close: a holder's release and a holder's
 // death both close its descriptor, and the kernel reports it at once. One
 // inotify instance per addon instance (per thread running JS), polled by that
-// thread's libuv loop, open only while some wait is pending, so a settled
-// wait leaves no descriptor and nothing that keeps the process alive. The
+// thread's libuv loop, opened by the first wait and kept until the
+// environment ends: closing an inotify instance waits for the kernel's
+// fsnotify teardown (an SRCU grace period: 5 ms on average here, up to 24),
+// which must not stall the event loop each time a wait settles. Between waits
+// it holds no watch and is unreferenced, so it keeps nothing alive. The
 // callback receives the watch descriptors that saw something; src/ decides
 // what to do.
 constexpr uint32_t kWatchMask =
@@ -509,13 +512,6 @@ struct Watcher {
   napi_ref callback = nullptr;
   napi_ref resource = nullptr;
   napi_async_context context = nullptr;
-  // Set while the callback runs. A watchStop() from inside it (the last
-  // pending wait just settled) is carried out only once the callback has
-  // returned: closing the poll handle from within its own callback leaves
-  // the promises it resolved unsettled (microtasks not drained) until some
-  // other event wakes the loop, which made handoffs take 10-30 ms.
-  bool dispatching = false;
-  bool stop_requested = false;
 };
 
 void OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
@@ -566,13 +562,7 @@ void OnReadable(uv_poll_t* handle, int, int) {
   }
   // MakeCallback drains the microtask and nextTick queues afterwards, as any
   // libuv-driven call into JS must.
-  w->dispatching = true;
   napi_status status = ok ? napi_make_callback(env, w->context, resource, fn, 1, &arr, &result) : napi_ok;
-  w->dispatching = false;
-  if (w->stop_requested) {
-    w->stop_requested = false;
-    StopWatcher(w);
-  }
   if (status == napi_pending_exception) {
     napi_value err;
     if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
@@ -590,32 +580,25 @@ void FinalizeWatcher(Napi::Env env, Watcher* w) {
 
 Watcher* GetWatcher(Napi::Env env) { return env.GetInstanceData<Watcher>(); }
 
-// watchStart(callback): opens this thread's inotify instance and starts
-// polling it (a pending wait keeps the process alive, as a timer does).
+// watchStart(callback): opens this thread's inotify instance and polls it.
 // Idempotent; the callback given first is kept.
 Napi::Value WatchStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Watcher* w = GetWatcher(env);
-  if (w == nullptr) {
-    w = new Watcher();
-    w->env = env;
-    napi_create_reference(env, info[0], 1, &w->callback);
-    napi_value resource;
-    napi_create_object(env, &resource);
-    napi_create_reference(env, resource, 1, &w->resource);
-    napi_async_init(env, resource, Napi::String::New(env, "instance-lock:wait"), &w->context);
-    env.SetInstanceData<Watcher, FinalizeWatcher>(w);
-    napi_add_env_cleanup_hook(env, [](void* arg) { StopWatcher(static_cast<Watcher*>(arg)); }, w);
-  }
-  // A stop requested by the callback now running is called off: the
-  // instance is reused (every watch of the settled waits was removed).
-  w->stop_requested = false;
-  if (w->fd >= 0) return env.Undefined();
+  if (GetWatcher(env) != nullptr) return env.Undefined();
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) {
     ThrowSystemError(env, errno, "inotify_init1", "");
     return env.Undefined();
   }
+  auto* w = new Watcher();
+  w->env = env;
+  napi_create_reference(env, info[0], 1, &w->callback);
+  napi_value resource;
+  napi_create_object(env, &resource);
+  napi_create_reference(env, resource, 1, &w->resource);
+  napi_async_init(env, resource, Napi::String::New(env, "instance-lock:wait"), &w->context);
+  env.SetInstanceData<Watcher, FinalizeWatcher>(w);
+  napi_add_env_cleanup_hook(env, [](void* arg) { StopWatcher(static_cast<Watcher*>(arg)); }, w);
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
   w->fd = fd;
@@ -623,14 +606,21 @@ Napi::Value WatchStart(const Napi::CallbackInfo& info) {
   w->poll->data = w;
   uv_poll_init(loop, w->poll, fd);
   uv_poll_start(w->poll, UV_READABLE, OnReadable);
+  uv_unref(reinterpret_cast<uv_handle_t*>(w->poll));
   return env.Undefined();
 }
 
-// watchStop(): closes the inotify instance and every watch in it.
-Napi::Value WatchStop(const Napi::CallbackInfo& info) {
+// watchRef(bool): a pending wait keeps the process alive, as a timer does;
+// with none pending the instance keeps nothing alive.
+Napi::Value WatchRef(const Napi::CallbackInfo& info) {
   Watcher* w = GetWatcher(info.Env());
-  if (w != nullptr && w->dispatching) w->stop_requested = true;
-  else if (w != nullptr) StopWatcher(w);
+  if (w != nullptr && w->poll != nullptr) {
+    auto* handle = reinterpret_cast<uv_handle_t*>(w->poll);
+    if (info[0].As<Napi::Boolean>())
+      uv_ref(handle);
+    else
+      uv_unref(handle);
+  }
   return info.Env().Undefined();
 }
 
@@ -673,7 +663,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("watchStart", Napi::Function::New(env, WatchStart, "watchStart"));
   exports.Set("watchAdd", Napi::Function::New(env, WatchAdd, "watchAdd"));
   exports.Set("watchRemove", Napi::Function::New(env, WatchRemove, "watchRemove"));
-  exports.Set("watchStop", Napi::Function::New(env, WatchStop, "watchStop"));
+  exports.Set("watchRef", Napi::Function::New(env, WatchRef, "watchRef"));
 #endif
 }
 

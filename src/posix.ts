@@ -467,14 +467,10 @@ function settle(w: Waiter): void {
 }
 
 // A pending wait keeps the process alive, as a pending timer does (the
-// inotify poll handle is referenced); a settled one leaves nothing behind:
-// with no wait pending the inotify instance is closed.
+// inotify poll handle is referenced); a settled one leaves nothing behind
+// that is its own, and nothing keeping the process alive.
 function keepAlive(): void {
-  if (INOTIFY && watching && pending === 0) {
-    native.watchStop()
-    watching = false
-    wdPaths.clear()
-  }
+  if (INOTIFY && watching) native.watchRef(pending > 0)
   if (pending > 0 && safetyTimer === undefined) {
     safetyTimer = setInterval(() => {
       for (const id of [...queues.keys()]) pump(id)

@@ -88,6 +88,9 @@ describe('lock(): waiting', () => {
     const name = uniqueName()
     const child = await spawnChild()
     await child.call('tryLock', name, { dir })
+    // The first wait of a process opens its inotify instance, kept for every
+    // later wait: count from there.
+    await expect(lock(name, { dir, timeout: 1 })).rejects.toMatchObject({ code: 'ELOCKED' })
     const fds = openFds()
     const reason = new Error('why')
     await expect(lock(name, { dir, signal: AbortSignal.abort(reason) })).rejects.toMatchObject({ name: 'AbortError', cause: reason })
