@@ -38,7 +38,7 @@ export interface RemoteError {
   holder?: { pid: number; data?: Record<string, unknown> }
 }
 
-/** A child process driven over IPC (see fixtures/child.cjs). */
+/** A child process driven over IPC (see portable/child.cjs). */
 export class Child {
   readonly proc: ChildProcess
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
@@ -90,30 +90,35 @@ export class Child {
   }
 }
 
-/** Starts fixtures/child.cjs (or another fixture) and waits until it is ready. */
-export async function spawnChild(fixture = 'child.cjs', env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const proc = fork(path.join(FIXTURES, fixture), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } })
-  return ready(proc, fixture)
+// The same IPC child serves these tests and the portable scenarios (run
+// under Wine); it loads the built package from IL_ROOT, as a user would.
+const CHILD = path.join(__dirname, 'portable', 'child.cjs')
+
+/** Starts a child process and waits until it is ready. */
+export async function spawnChild(): Promise<Child> {
+  const proc = fork(CHILD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, IL_ROOT: ROOT } })
+  return ready(proc, 'child')
 }
 
-/** Starts fixtures/child.cjs as another user (root only; util-linux setpriv). */
+/** Starts a child process as another user (root only; util-linux setpriv). */
 export async function spawnChildAs(uid: number): Promise<Child> {
-  const proc = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, path.join(FIXTURES, 'child.cjs')], {
+  const proc = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, CHILD], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, IL_ROOT: ROOT },
   })
-  return ready(proc, `child.cjs as uid ${uid}`)
+  return ready(proc, `child as uid ${uid}`)
 }
 
 export const isRoot = process.getuid?.() === 0
 
-async function ready(proc: ChildProcess, fixture: string): Promise<Child> {
+async function ready(proc: ChildProcess, what: string): Promise<Child> {
   const child = new Child(proc)
   cleanups.push(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
   })
   await new Promise<void>((resolve, reject) => {
     proc.once('message', () => resolve())
-    proc.once('exit', (code) => reject(new Error(`fixture ${fixture} exited with ${code} before it was ready`)))
+    proc.once('exit', (code) => reject(new Error(`${what} exited with ${code} before it was ready`)))
   })
   return child
 }

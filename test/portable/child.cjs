@@ -1,8 +1,10 @@
-// A process the scenario runner drives over IPC: it loads the package from
-// IL_ROOT (the staged Windows package under Wine, the repo on Unix), does
+// A process the scenario runner and the test suite drive over IPC: it loads
+// the package from IL_ROOT (the staged Windows package under Wine, the repo
+// on Unix) the way a user's program does, does
 // what it is asked and answers each request. Plain Node, no test framework,
 // so it runs wherever node.exe runs.
 'use strict'
+const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const il = require(process.env.IL_ROOT)
 
@@ -14,7 +16,7 @@ function plainError(err) {
 
 function keep(lock) {
   held.set(lock.path, lock)
-  return { path: lock.path, pid: process.pid, recovered: lock.recovered === true, t: Date.now() }
+  return { path: lock.path, pid: process.pid, key: lock.key, recovered: lock.recovered === true, t: Date.now() }
 }
 
 const ops = {
@@ -136,6 +138,13 @@ const ops = {
   },
   async stop(name, options) {
     return il.stop(name, options)
+  },
+  // A long-lived grandchild given nothing but what spawn passes by default:
+  // shows the lock is not inherited.
+  spawnSleeper() {
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', detached: true })
+    child.unref()
+    return child.pid
   },
   exit(code) {
     process.exit(code)
