@@ -17,7 +17,10 @@ describe('fairness across processes', () => {
       return new Promise<string>((resolve) => h.once('exit', () => resolve(out)))
     })
     try {
-      await Promise.all(hogs.map((h) => new Promise((resolve) => h.stdout.once('data', resolve))))
+      // Both are re-taking it back to back before the third process asks.
+      const bothHeld = Promise.all(hogs.map((h) => new Promise((resolve) => h.stdout.once('data', resolve))))
+      const late = new Promise((_, reject) => setTimeout(() => reject(new Error('one looping process never got the lock')), 30_000).unref())
+      await Promise.race([bothHeld, late])
       // Generous: it takes milliseconds; starving would take forever.
       const held = await lock(name, { dir, timeout: 30_000 })
       held.release()
@@ -25,7 +28,6 @@ describe('fairness across processes', () => {
       fs.writeFileSync(stop, '')
     }
     const rounds = (await Promise.all(outputs)).map((o) => Number(/rounds (\d+)/.exec(o)?.[1]))
-    // Both hogs got their turns as well.
     expect(rounds.every((r) => r > 0)).toBe(true)
   })
 })
