@@ -45,6 +45,20 @@ describe('entry points', () => {
     expect(r.stdout.trim()).toBe('ELOCKED true')
   })
 
+  it('a Lock nobody references is not released by garbage collection', () => {
+    const name = uniqueName()
+    const r = node(['--expose-gc', '-e', `
+      const il = require('instance-lock')
+      il.singleInstance(${JSON.stringify(name)})
+      global.gc(); global.gc()
+      const { spawnSync } = require('node:child_process')
+      const other = spawnSync(process.execPath, ['-e', 'try { require("instance-lock").tryLock(${JSON.stringify(name)}) } catch (e) { process.exit(e.code === "ELOCKED" ? 42 : 1) }'])
+      console.log(other.status)
+    `])
+    expect(r.stderr).toBe('')
+    expect(r.stdout.trim()).toBe('42')
+  })
+
   it('the web-server example guards itself and records its port', async () => {
     const first = spawn(process.execPath, [path.join(ROOT, 'examples/web-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] })
     try {

@@ -1,0 +1,47 @@
+import { spawnSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
+import { ROOT, isRoot } from './helpers.js'
+
+// The scope directories live at fixed places in /dev/shm. To prepare them the
+// way an attacker or a careless admin would without touching the machine's
+// real ones, each case runs in a private mount namespace with its own empty
+// /dev/shm (needs root: unshare and mount).
+function inPrivateShm(prepare: string, script: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(
+    'unshare',
+    ['-m', 'sh', '-c', `mount -t tmpfs tmpfs /dev/shm && chmod 1777 /dev/shm && ${prepare} && exec "$0" -e "$1"`, process.execPath, script],
+    { cwd: ROOT, encoding: 'utf8', timeout: 30_000, env: { ...process.env, IL_ROOT: ROOT } },
+  )
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+const tryMachine = `
+  const il = require(process.env.IL_ROOT)
+  try { il.tryLock('d', { scope: 'machine' }); console.log('locked') }
+  catch (e) { console.log(e.code, e.path) }`
+
+describe.skipIf(!isRoot)('scope directories (needs root for a private /dev/shm)', () => {
+  it('refuses a world-writable machine directory without the sticky bit, where anyone could delete locks', () => {
+    const r = inPrivateShm('mkdir -m 0777 /dev/shm/instance-lock && chown 65534 /dev/shm/instance-lock', tryMachine)
+    expect(r.stderr).toBe('')
+    expect(r.stdout.trim()).toBe('EACCES /dev/shm/instance-lock')
+  })
+
+  it('uses a sticky machine directory another user created, and makes its own lock files open to all', () => {
+    const r = inPrivateShm(
+      'mkdir -m 1777 /dev/shm/instance-lock && chown 65534 /dev/shm/instance-lock',
+      `${tryMachine}; console.log((require('fs').statSync('/dev/shm/instance-lock/d.lock').mode & 0o777).toString(8))`,
+    )
+    expect(r.stdout.trim().split('\n')).toEqual(['locked', '666'])
+  })
+
+  it('closes a user directory of ours that others could enter', () => {
+    const r = inPrivateShm(
+      'mkdir -m 0777 /dev/shm/instance-lock-0',
+      `const il = require(process.env.IL_ROOT); il.tryLock('d');
+       console.log((require('fs').statSync('/dev/shm/instance-lock-0').mode & 0o777).toString(8))`,
+    )
+    expect(r.stderr).toBe('')
+    expect(r.stdout.trim()).toBe('700')
+  })
+})
