@@ -1,4 +1,4 @@
-import fs from 'node:fs'
+import { readdirSync } from 'node:fs'
 import type { Scope } from './types.js'
 
 /** Where a lock lives; computed from its identity alone, with no side effects. */
@@ -66,7 +66,7 @@ export function isHeld(x: unknown): x is Held {
 /** The names in a directory, sorted; none if it does not exist. */
 export function entriesOf(dir: string): string[] {
   try {
-    return fs.readdirSync(dir).sort()
+    return readdirSync(dir).sort()
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') return []

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess, StdioOptions } from 'node:child_process'
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
+import { readFileSync } from 'node:fs'
+import { constants } from 'node:os'
+import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Location } from './backend.js'
 import { LockedError } from './errors.js'
@@ -171,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function version(): string {
-  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }
   return pkg.version
 }
 
@@ -227,7 +227,7 @@ function locate(name: string, o: LockOptions): Location {
 
 /** The directory to name in a suggested command, when the user chose one. */
 function dirArg(o: LockOptions): string | undefined {
-  return o.dir === undefined ? undefined : path.resolve(o.dir)
+  return o.dir === undefined ? undefined : resolvePath(o.dir)
 }
 
 function milliseconds(verb: Verb, option: string, value: string): number {
@@ -238,7 +238,7 @@ function milliseconds(verb: Verb, option: string, value: string): number {
 }
 
 function signalName(value: string): NodeJS.Signals {
-  const signals = os.constants.signals as Record<string, number>
+  const signals = constants.signals as Record<string, number>
   const upper = value.toUpperCase()
   const name = /^\d+$/.test(upper)
     ? Object.keys(signals).find((s) => signals[s] === Number(upper))
@@ -264,7 +264,7 @@ function status(args: string[]): number {
     if (o.key !== undefined) throw new UsageError('status', '--key needs a NAME: instance-lock status NAME --key K')
     const all = list({ scope: o.scope!, ...(o.dir === undefined ? {} : { dir: o.dir }) })
     if (values.json === true) out(`${JSON.stringify(all, null, 2)}\n`)
-    else out(all.length === 0 ? `No locks ${o.dir === undefined ? `in the ${o.scope} scope` : `in ${path.resolve(o.dir)}`}\n` : statusTable(all))
+    else out(all.length === 0 ? `No locks ${o.dir === undefined ? `in the ${o.scope} scope` : `in ${resolvePath(o.dir)}`}\n` : statusTable(all))
     return 0
   }
   const s = inspect(o.name, o)
@@ -471,7 +471,7 @@ function runHolding(held: Lock, command: string[]): Promise<number> {
       finish(e.code === 'ENOENT' ? EXIT_NOT_FOUND : EXIT_CANNOT_RUN)
     })
     child.once('exit', (code, signal) => {
-      finish(code ?? 128 + ((os.constants.signals as Record<string, number>)[signal!] ?? 0))
+      finish(code ?? 128 + ((constants.signals as Record<string, number>)[signal!] ?? 0))
     })
   })
 }

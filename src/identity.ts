@@ -1,6 +1,6 @@
 import type * as Crypto from 'node:crypto'
-import fs from 'node:fs'
-import path from 'node:path'
+import { realpathSync, statSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 
 /**
  * The identity of a key. A key naming an existing file or directory becomes
@@ -11,7 +11,7 @@ import path from 'node:path'
 export function canonicalKey(key: string): string {
   let real: string
   try {
-    real = fs.realpathSync.native(key)
+    real = realpathSync.native(key)
   } catch {
     return key
   }
@@ -36,18 +36,18 @@ export function keyHash(canonical: string): string {
 function ignoresCase(real: string): boolean {
   let p = real
   for (;;) {
-    const base = path.basename(p)
+    const base = basename(p)
     const flipped = flipCase(base)
     if (flipped !== base) {
       try {
-        const a = fs.statSync(p, { bigint: true })
-        const b = fs.statSync(path.join(path.dirname(p), flipped), { bigint: true })
+        const a = statSync(p, { bigint: true })
+        const b = statSync(join(dirname(p), flipped), { bigint: true })
         return a.ino === b.ino && a.dev === b.dev
       } catch {
         return false
       }
     }
-    const parent = path.dirname(p)
+    const parent = dirname(p)
     if (parent === p) return false
     p = parent
   }

@@ -1,5 +1,6 @@
-import fs from 'node:fs'
-import path from 'node:path'
+import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, statSync } from 'node:fs'
+import type { Stats } from 'node:fs'
+import { join, resolve as resolvePath } from 'node:path'
 import { entriesOf } from './backend.js'
 import type { Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
@@ -50,7 +51,7 @@ export function lockRoot(): string {
     root = '/tmp'
     if (process.platform === 'linux') {
       try {
-        const st = fs.statSync('/dev/shm')
+        const st = statSync('/dev/shm')
         if (st.isDirectory() && (st.mode & 0o1777) === 0o1777) root = '/dev/shm'
       } catch {
         // no /dev/shm: /tmp
@@ -61,7 +62,7 @@ export function lockRoot(): string {
 }
 
 export function scopeDir(scope: Scope): string {
-  return scope === 'machine' ? path.join(lockRoot(), 'instance-lock') : path.join(lockRoot(), `instance-lock-${process.geteuid!()}`)
+  return scope === 'machine' ? join(lockRoot(), 'instance-lock') : join(lockRoot(), `instance-lock-${process.geteuid!()}`)
 }
 
 function fileName(name: string, keyHash: string | undefined, machineSuffix: boolean): string {
@@ -70,11 +71,11 @@ function fileName(name: string, keyHash: string | undefined, machineSuffix: bool
 
 function locate(id: { name: string; key: string | undefined; keyHash: string | undefined; scope: Scope; dir: string | undefined }): PosixLocation {
   const custom = id.dir !== undefined
-  const dir = custom ? path.resolve(id.dir!) : scopeDir(id.scope)
+  const dir = custom ? resolvePath(id.dir!) : scopeDir(id.scope)
   // In a directory of the user's choosing the scope still tells the two
   // locks apart (and sets the file mode), as the default directories do.
   const file = fileName(id.name, id.keyHash, custom && id.scope === 'machine')
-  const p = path.join(dir, file)
+  const p = join(dir, file)
   return {
     name: id.name,
     key: id.key,
@@ -103,7 +104,7 @@ function openDir(loc: PosixLocation): Dir {
   if (d !== undefined) return d
   if (loc.kind === 'custom') {
     try {
-      fs.mkdirSync(loc.dir, { recursive: true })
+      mkdirSync(loc.dir, { recursive: true })
     } catch (err) {
       throw withPath(err, loc.dir)
     }
@@ -113,13 +114,13 @@ function openDir(loc: PosixLocation): Dir {
     return d
   }
   try {
-    fs.mkdirSync(loc.dir, { mode: loc.kind === 'user' ? 0o700 : 0o777 })
+    mkdirSync(loc.dir, { mode: loc.kind === 'user' ? 0o700 : 0o777 })
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw withPath(err, loc.dir)
   }
   let fd: number
   try {
-    fd = fs.openSync(loc.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW)
+    fd = openSync(loc.dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
   } catch (err) {
     throw withPath(err, loc.dir)
   }
@@ -127,7 +128,7 @@ function openDir(loc: PosixLocation): Dir {
     verifyDir(fd, loc)
     native.flock(fd, true, true)
   } catch (err) {
-    fs.closeSync(fd)
+    closeSync(fd)
     throw err
   }
   warnIfNetwork(loc.dir)
@@ -148,17 +149,17 @@ function fileArg(loc: PosixLocation): string {
  * and be sticky so no user can delete another's.
  */
 function verifyDir(fd: number, loc: PosixLocation): void {
-  const st = fs.fstatSync(fd)
+  const st = fstatSync(fd)
   const uid = process.geteuid!()
   if (loc.kind === 'user') {
     if (st.uid !== uid) {
       throw systemError(13, 'open', loc.dir, `owned by uid ${st.uid}, not by uid ${uid}; a user-scope lock directory must belong to its user (remove it, or pass \`dir\`)`)
     }
-    if ((st.mode & 0o077) !== 0) fs.fchmodSync(fd, 0o700)
+    if ((st.mode & 0o077) !== 0) fchmodSync(fd, 0o700)
   } else if (loc.kind === 'machine') {
     const mode = st.mode & 0o7777
     if (mode !== 0o1777) {
-      if (st.uid === uid) fs.fchmodSync(fd, 0o1777)
+      if (st.uid === uid) fchmodSync(fd, 0o1777)
       else if ((mode & 0o002) !== 0 && (mode & 0o1000) === 0) {
         throw systemError(13, 'open', loc.dir, `world-writable without the sticky bit (mode ${mode.toString(8)}), so any user could delete another's locks; refusing to use it`)
       }
@@ -168,9 +169,9 @@ function verifyDir(fd: number, loc: PosixLocation): void {
 
 function checkDirForRead(loc: PosixLocation): void {
   if (loc.kind !== 'user' || dirs.has(loc.dir)) return
-  let st: fs.Stats
+  let st: Stats
   try {
-    st = fs.lstatSync(loc.dir)
+    st = lstatSync(loc.dir)
   } catch {
     return
   }
@@ -238,7 +239,7 @@ function forgetDir(dir: string): void {
   const d = dirs.get(dir)
   if (d === undefined) return
   dirs.delete(dir)
-  if (d.fd !== native.AT_FDCWD) fs.closeSync(d.fd)
+  if (d.fd !== native.AT_FDCWD) closeSync(d.fd)
 }
 
 function release(l: Location, h: PosixHandle): void {

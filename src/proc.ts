@@ -1,4 +1,5 @@
-import fs from 'node:fs'
+import { lstatSync, readFileSync, readdirSync } from 'node:fs'
+import type { BigIntStats } from 'node:fs'
 
 /**
  * Linux: who holds a flock on a file, as the kernel says — never a pid read
@@ -15,9 +16,9 @@ import fs from 'node:fs'
  * in another container is not found, and not signalled.)
  */
 export function flockHolders(path: string): number[] {
-  let st: fs.BigIntStats
+  let st: BigIntStats
   try {
-    st = fs.lstatSync(path, { bigint: true })
+    st = lstatSync(path, { bigint: true })
   } catch {
     return []
   }
@@ -27,7 +28,7 @@ export function flockHolders(path: string): number[] {
   const all: number[] = []
   let entries: string[]
   try {
-    entries = fs.readdirSync('/proc')
+    entries = readdirSync('/proc')
   } catch {
     return []
   }
@@ -49,7 +50,7 @@ function devString(dev: bigint): string {
 function candidates(needle: string): number[] {
   let text: string
   try {
-    text = fs.readFileSync('/proc/locks', 'utf8')
+    text = readFileSync('/proc/locks', 'utf8')
   } catch {
     return []
   }
@@ -67,14 +68,14 @@ function candidates(needle: string): number[] {
 function holdsLock(pid: number, needle: string): boolean {
   let fds: string[]
   try {
-    fds = fs.readdirSync(`/proc/${pid}/fdinfo`)
+    fds = readdirSync(`/proc/${pid}/fdinfo`)
   } catch {
     return false
   }
   for (const fd of fds) {
     let info: string
     try {
-      info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
     } catch {
       continue
     }

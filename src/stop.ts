@@ -1,4 +1,4 @@
-import os from 'node:os'
+import { constants } from 'node:os'
 import { isHeld } from './backend.js'
 import type { Location } from './backend.js'
 import { LockedError, invalidArgType, invalidArgValue } from './errors.js'
@@ -161,7 +161,7 @@ function others(pids: number[]): number[] {
 function checkStopSignal(signal: unknown): NodeJS.Signals {
   if (signal === undefined) return 'SIGTERM'
   if (typeof signal !== 'string') throw invalidArgType('signal', "a signal name such as 'SIGTERM'", signal)
-  if (!Object.hasOwn(os.constants.signals, signal)) {
+  if (!Object.hasOwn(constants.signals, signal)) {
     throw invalidArgValue('signal', `expected a signal name such as 'SIGTERM' or 'SIGINT', got ${JSON.stringify(signal.slice(0, 40))}`)
   }
   return signal as NodeJS.Signals
