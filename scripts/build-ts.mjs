@@ -14,6 +14,10 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const require = createRequire(path.join(root, 'package.json'))
 const esbuild = require('esbuild')
 const out = path.join(root, `dist.${process.pid}`)
+const NOTICE = [
+  '/*! instance-lock (MIT). Bundles node-gyp-build (MIT, Copyright (c) 2017 Mathias Buus):',
+  ' *  https://github.com/prebuild/node-gyp-build */',
+].join('\n')
 fs.rmSync(out, { recursive: true, force: true })
 
 try {
@@ -23,18 +27,33 @@ try {
     { stdio: 'inherit' },
   )
   esbuild.buildSync({
-    entryPoints: { index: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli.ts') },
+    entryPoints: { index: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli.ts'), win32: path.join(root, 'src/win32.ts') },
     outdir: out,
     bundle: true,
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    // node-gyp-build stays the package's own dependency, loading the addon
-    // from the package root.
-    external: ['node-gyp-build'],
+    // node-gyp-build is bundled too (see NOTICE): it still loads the addon
+    // from the package root, without a module resolution and two more files
+    // to read and compile on every start. It stays a dependency, for the
+    // install script.
+    // The Windows backend is its own file, required by the other two on
+    // Windows only.
+    external: ['./win32.js'],
     legalComments: 'none',
     logLevel: 'warning',
   })
+
+  // The Windows backend gets the shared modules handed over (a second copy
+  // would mean a second registry of held locks): it must bundle nothing else.
+  const win32 = fs.readFileSync(path.join(out, 'win32.js'), 'utf8')
+  const sources = [...win32.matchAll(/^\/\/ (src\/\S+)$/gm)].map((m) => m[1])
+  if (sources.join() !== 'src/win32.ts') throw new Error(`build-ts: dist/win32.js bundles ${sources.join(', ')}`)
+
+  for (const f of ['index.js', 'cli.js']) {
+    const file = path.join(out, f)
+    fs.writeFileSync(file, NOTICE + '\n' + fs.readFileSync(file, 'utf8'))
+  }
 
   // esbuild annotates the export names for Node's CommonJS lexer:
   // `0 && (module.exports = { a, b })`.

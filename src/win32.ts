@@ -1,12 +1,9 @@
-import fs from 'node:fs'
-import path from 'node:path'
+import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { getSystemErrorMap } from 'node:util'
-import { entriesOf } from './backend.js'
 import type { Backend, Found, Held, Location, Probe } from './backend.js'
-import { native } from './binding.js'
-import { abortError } from './errors.js'
-import { keyHash } from './identity.js'
-import { registry } from './lock.js'
+import type { abortError as AbortErrorOf } from './errors.js'
+import type { Lock } from './lock.js'
 import type { Scope } from './types.js'
 
 /**
@@ -52,27 +49,27 @@ function knownFolder(which: 'LocalAppData' | 'ProgramData'): string {
 }
 
 export function scopeDir(scope: Scope): string {
-  return path.join(knownFolder(scope === 'machine' ? 'ProgramData' : 'LocalAppData'), 'instance-lock')
+  return join(knownFolder(scope === 'machine' ? 'ProgramData' : 'LocalAppData'), 'instance-lock')
 }
 
 // The same directory named two ways (relative, another case, through a
 // junction or symlink) must give the same lock. The part that exists is
 // resolved; the rest (not created yet) is taken as written. Read-only.
 function canonicalDir(dir: string): string {
-  let head = path.resolve(dir)
+  let head = resolvePath(dir)
   const tail: string[] = []
   for (;;) {
     try {
-      head = fs.realpathSync.native(head)
+      head = realpathSync.native(head)
       break
     } catch {
-      const parent = path.dirname(head)
+      const parent = dirname(head)
       if (parent === head) break
-      tail.unshift(path.basename(head))
+      tail.unshift(basename(head))
       head = parent
     }
   }
-  return path.join(head, ...tail)
+  return join(head, ...tail)
 }
 
 function locate(id: { name: string; key: string | undefined; keyHash: string | undefined; scope: Scope; dir: string | undefined }): WinLocation {
@@ -85,7 +82,7 @@ function locate(id: { name: string; key: string | undefined; keyHash: string | u
   sid ??= native.userSid() as string
   const mutex =
     (machine ? 'Global\\instance-lock.' : `Local\\instance-lock.${sid}.`) + tag + (custom ? '#' + keyHash(dir.toLowerCase()) : '')
-  const file = path.join(dir, `${tag}${custom && machine ? '+machine' : ''}.lock`)
+  const file = join(dir, `${tag}${custom && machine ? '+machine' : ''}.lock`)
   return { name: id.name, key: id.key, scope: id.scope, path: mutex, id: mutex, machine, dir, custom, file }
 }
 
@@ -167,7 +164,7 @@ function ensureDir(loc: WinLocation): void {
   if (dirsReady.has(loc.dir)) return
   try {
     if (loc.machine && !loc.custom) native.makeSharedDir(loc.dir)
-    else fs.mkdirSync(loc.dir, { recursive: true })
+    else mkdirSync(loc.dir, { recursive: true })
   } catch (err) {
     fromNativeOrFs(err, loc.dir)
   }
@@ -199,15 +196,15 @@ const pause = new Int32Array(new SharedArrayBuffer(4))
 function writeRecord(loc: WinLocation, record: string): void {
   const tmp = `${loc.file}.${process.pid}.${++tmpSeq}.tmp`
   // 'wx': a new file of our own, never through something planted at its name.
-  fs.writeFileSync(tmp, stamped(record), { flag: 'wx' })
+  writeFileSync(tmp, stamped(record), { flag: 'wx' })
   for (let i = 0; ; i++) {
     try {
-      fs.renameSync(tmp, loc.file)
+      renameSync(tmp, loc.file)
       return
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (i + 1 >= RENAME_TRIES || (code !== 'EPERM' && code !== 'EBUSY' && code !== 'EACCES')) {
-        fs.rmSync(tmp, { force: true })
+        rmSync(tmp, { force: true })
         throw err
       }
       Atomics.wait(pause, 0, 0, 5)
@@ -218,7 +215,7 @@ function writeRecord(loc: WinLocation, record: string): void {
 function removeRecord(loc: WinLocation): void {
   for (let i = 0; i < RENAME_TRIES; i++) {
     try {
-      fs.rmSync(loc.file, { force: true })
+      rmSync(loc.file, { force: true })
       return
     } catch {
       Atomics.wait(pause, 0, 0, 5)
@@ -235,7 +232,7 @@ interface Stored {
 function readRecord(loc: WinLocation): Stored | null {
   let text: string
   try {
-    text = fs.readFileSync(loc.file, 'utf8')
+    text = readFileSync(loc.file, 'utf8')
   } catch {
     return null
   }
@@ -424,4 +421,29 @@ function wait(l: Location, record: () => string, timeout: number | undefined, si
   })
 }
 
-export const win32: Backend<WinHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, terminate }
+/**
+ * What this backend takes from the rest of the library. It is its own file,
+ * loaded only on Windows, so the Unix start-up never compiles it; the shared
+ * parts (the addon, the registry of held locks) are handed over rather than
+ * bundled twice.
+ */
+export interface Win32Deps {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  native: any
+  registry: Map<string, Lock>
+  abortError: typeof AbortErrorOf
+  keyHash: (canonical: string) => string
+  entriesOf: (dir: string) => string[]
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let native: any
+let registry: Map<string, Lock>
+let abortError: typeof AbortErrorOf
+let keyHash: (canonical: string) => string
+let entriesOf: (dir: string) => string[]
+
+export function createWin32(deps: Win32Deps): Backend<WinHandle> {
+  ;({ native, registry, abortError, keyHash, entriesOf } = deps)
+  return { locate, acquire, wait, release, update, probe, enumerate, holders, terminate }
+}
