@@ -1,4 +1,4 @@
-import path from 'node:path'
+import { resolve } from 'node:path'
 import { isHeld } from './backend.js'
 import type { Location } from './backend.js'
 import { LockedError, abortError } from './errors.js'
@@ -8,7 +8,7 @@ import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from './format.js'
-import { isoAt, makeRecord, parseRecord } from './record.js'
+import { makeRecord, parseRecord, recordAt } from './record.js'
 import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
 import { invalidArgType, invalidArgValue } from './errors.js'
@@ -22,7 +22,7 @@ function acquireNow(loc: Location, data: string | undefined): Lock {
   const own = registry.get(loc.id)
   if (own !== undefined) throw lockedError(loc, own.holder)
   const now = Date.now()
-  const r = backend.acquire(loc, makeRecord(loc, data, isoAt(now)))
+  const r = backend.acquire(loc, recordAt(loc, data, now))
   if (isHeld(r)) throw lockedError(loc, parseRecord(r.record, loc))
   return newLock(backend, loc, r, new Date(now), data, (r as { recovered?: boolean }).recovered === true)
 }
@@ -106,7 +106,7 @@ export function singleInstance(name: string, options?: GuardOptions | ReplaceOpt
     return acquireNow(loc, id.data)
   } catch (err) {
     if (!(err instanceof LockedError) || onLocked === 'throw') throw err
-    writeStderr(conflictMessage(loc, err.holder, id.dir === undefined ? undefined : path.resolve(id.dir)))
+    writeStderr(conflictMessage(loc, err.holder, id.dir === undefined ? undefined : resolve(id.dir)))
     process.exit(exitCode)
   }
 }
