@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -57,6 +56,55 @@ uint32_t Fnv1a(const char* p, size_t n) {
   }
   return h;
 }
+
+// A JS string as NUL-terminated UTF-8, with `head` free bytes in front of
+// it (room for the record header, so the record is written from one buffer).
+// One pass when it fits on the stack; node-addon-api's std::string
+// conversion measures the UTF-8 length first, then copies into the heap,
+// and on the acquire path those two passes over the record showed in
+// profiles.
+class Utf8Arg {
+ public:
+  Utf8Arg(napi_env env, napi_value v, size_t head = 0) : head_(head) {
+    // A UTF-16 code unit is at most 3 bytes of UTF-8, so the JS length
+    // (an O(1) query) tells whether the stack buffer surely holds it. N-API
+    // truncates at a character boundary, so a cut-short copy cannot be told
+    // from a whole one by its length afterwards.
+    size_t units = 0;
+    if (napi_get_value_string_utf16(env, v, nullptr, 0, &units) != napi_ok) {
+      Napi::TypeError::New(env, "expected a string").ThrowAsJavaScriptException();
+      return;
+    }
+    size_t room = sizeof stack_ - head;
+    if (units * 3 < room) {
+      napi_get_value_string_utf8(env, v, stack_ + head, room, &len_);
+      data_ = stack_;
+    } else {
+      napi_get_value_string_utf8(env, v, nullptr, 0, &len_);
+      heap_.resize(head + len_ + 1);
+      napi_get_value_string_utf8(env, v, &heap_[head], len_ + 1, &len_);
+      data_ = &heap_[0];
+    }
+    ok_ = true;
+  }
+  Utf8Arg(const Utf8Arg&) = delete;
+  Utf8Arg& operator=(const Utf8Arg&) = delete;
+
+  bool ok() const { return ok_; }
+  const char* c_str() const { return data_ + head_; }
+  size_t size() const { return len_; }
+  // The buffer from the start of the free head room.
+  char* base() { return data_; }
+  std::string str() const { return std::string(c_str(), len_); }
+
+ private:
+  char stack_[2048];
+  std::string heap_;
+  char* data_ = stack_;
+  size_t head_;
+  size_t len_ = 0;
+  bool ok_ = false;
+};
 
 int OpenRetry(int dirfd, const char* name, int flags, mode_t mode) {
   int fd;
@@ -253,17 +301,20 @@ void Hex8(char* out, uint32_t v) {
   for (int i = 7; i >= 0; i--, v >>= 4) out[i] = kDigits[v & 0xf];
 }
 
-int WriteRecord(int fd, const std::string& json) {
-  std::string buf(kHeaderLen, ' ');
-  buf.reserve(kHeaderLen + json.size());
-  memcpy(&buf[0], "IL1 ", 4);
-  Hex8(&buf[4], static_cast<uint32_t>(json.size()));
-  Hex8(&buf[13], Fnv1a(json.data(), json.size()));
+// Writes the record whose JSON text is `arg` (read with kHeaderLen bytes of
+// head room, which the header fills).
+int WriteRecord(int fd, Utf8Arg& arg) {
+  char* buf = arg.base();
+  size_t json_len = arg.size();
+  memcpy(buf, "IL1 ", 4);
+  Hex8(&buf[4], static_cast<uint32_t>(json_len));
+  buf[12] = ' ';
+  Hex8(&buf[13], Fnv1a(arg.c_str(), json_len));
   buf[21] = '\n';
-  buf.append(json);
+  size_t total = kHeaderLen + json_len;
   size_t off = 0;
-  while (off < buf.size()) {
-    ssize_t n = pwrite(fd, buf.data() + off, buf.size() - off, static_cast<off_t>(off));
+  while (off < total) {
+    ssize_t n = pwrite(fd, buf + off, total - off, static_cast<off_t>(off));
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
@@ -271,6 +322,21 @@ int WriteRecord(int fd, const std::string& json) {
     off += static_cast<size_t>(n);
   }
   return 0;
+}
+
+bool ParseHex8(const char* p, uint32_t* out) {
+  uint32_t v = 0;
+  for (int i = 0; i < 8; i++) {
+    char c = p[i];
+    uint32_t d;
+    if (c >= '0' && c <= '9') d = static_cast<uint32_t>(c - '0');
+    else if (c >= 'a' && c <= 'f') d = static_cast<uint32_t>(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') d = static_cast<uint32_t>(c - 'A' + 10);
+    else return false;
+    v = v << 4 | d;
+  }
+  *out = v;
+  return true;
 }
 
 ssize_t PreadFull(int fd, char* buf, size_t len, off_t off) {
@@ -294,8 +360,8 @@ bool ReadRecordOnce(int fd, std::string* out) {
   if (n < static_cast<ssize_t>(kHeaderLen) || memcmp(buf, "IL1 ", 4) != 0 || buf[12] != ' ' ||
       buf[21] != '\n')
     return false;
-  unsigned len = 0, sum = 0;
-  if (sscanf(buf, "IL1 %8x %8x\n", &len, &sum) != 2 || len > kMaxRecord) return false;
+  uint32_t len = 0, sum = 0;
+  if (!ParseHex8(&buf[4], &len) || !ParseHex8(&buf[13], &sum) || len > kMaxRecord) return false;
   out->assign(buf + kHeaderLen, std::min<size_t>(len, static_cast<size_t>(n) - kHeaderLen));
   if (out->size() < len) {
     size_t have = out->size();
@@ -325,12 +391,13 @@ Napi::Value RecordOrNull(Napi::Env env, int fd) {
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int dirfd = info[0].As<Napi::Number>().Int32Value();
-  std::string name = info[1].As<Napi::String>();
+  Utf8Arg name(env, info[1]);
+  if (!name.ok()) return env.Undefined();
   mode_t mode = info[2].As<Napi::Number>().Uint32Value();
   bool enforce = info[3].As<Napi::Boolean>();
   OpenResult r = OpenLockFile(dirfd, name.c_str(), mode, enforce);
   if (r.fd < 0) {
-    ThrowSystemError(env, r.err, r.syscall, name);
+    ThrowSystemError(env, r.err, r.syscall, name.str());
     return env.Undefined();
   }
   Napi::Array out = Napi::Array::New(env, 2);
@@ -346,17 +413,19 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   int dirfd = info[1].As<Napi::Number>().Int32Value();
-  std::string name = info[2].As<Napi::String>();
+  Utf8Arg name(env, info[2]);
+  if (!name.ok()) return env.Undefined();
   bool writable = info[3].As<Napi::Boolean>();
   int err = 0;
   const char* syscall = "flock";
   int state = LockFd(fd, dirfd, name.c_str(), writable, nullptr, &err, &syscall);
   if (state < 0) {
-    ThrowSystemError(env, err, syscall, name);
+    ThrowSystemError(env, err, syscall, name.str());
     return env.Undefined();
   }
   if (state == kAcquired && writable && info[4].IsString()) {
-    WriteRecord(fd, info[4].As<Napi::String>());
+    Utf8Arg record(env, info[4], kHeaderLen);
+    if (record.ok()) WriteRecord(fd, record);
   }
   return Napi::Number::New(env, state);
 }
@@ -367,20 +436,25 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int dirfd = info[0].As<Napi::Number>().Int32Value();
-  std::string name = info[1].As<Napi::String>();
+  Utf8Arg name(env, info[1]);
+  if (!name.ok()) return env.Undefined();
   mode_t mode = info[2].As<Napi::Number>().Uint32Value();
   bool enforce = info[3].As<Napi::Boolean>();
   for (int attempt = 0; attempt < 64; attempt++) {
     OpenResult r = OpenLockFile(dirfd, name.c_str(), mode, enforce);
     if (r.fd < 0) {
-      ThrowSystemError(env, r.err, r.syscall, name);
+      ThrowSystemError(env, r.err, r.syscall, name.str());
       return env.Undefined();
     }
     int err = 0;
     const char* syscall = "flock";
     int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, &r.id, &err, &syscall);
     if (state == kAcquired) {
-      if (r.writable && info[4].IsString()) WriteRecord(r.fd, info[4].As<Napi::String>());
+      if (r.writable && info[4].IsString()) {
+        // Read only now: a failed try never converts the record.
+        Utf8Arg record(env, info[4], kHeaderLen);
+        if (record.ok()) WriteRecord(r.fd, record);
+      }
       return Napi::Number::New(env, r.fd);
     }
     if (state == kHeld) {
@@ -390,11 +464,11 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     }
     close(r.fd);
     if (state < 0) {
-      ThrowSystemError(env, err, syscall, name);
+      ThrowSystemError(env, err, syscall, name.str());
       return env.Undefined();
     }
   }
-  ThrowSystemError(env, EAGAIN, "flock", name);
+  ThrowSystemError(env, EAGAIN, "flock", name.str());
   return env.Undefined();
 }
 
@@ -450,7 +524,9 @@ Napi::Value ReadRecordJs(const Napi::CallbackInfo& info) {
 // writeRecord(fd, json): throws on failure (e.g. EBADF on a read-only fd).
 Napi::Value WriteRecordJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int err = WriteRecord(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::String>());
+  Utf8Arg record(env, info[1], kHeaderLen);
+  if (!record.ok()) return env.Undefined();
+  int err = WriteRecord(info[0].As<Napi::Number>().Int32Value(), record);
   if (err != 0) ThrowSystemError(env, err, "write", "");
   return env.Undefined();
 }

@@ -52,6 +52,22 @@ describe('inspect', () => {
     expect(after.holder).toBeUndefined()
   })
 
+  it('carries long paths and long non-ASCII records through the addon intact', async () => {
+    // Longer than the addon's 2 KiB stack buffers for strings, and not ASCII.
+    let dir = tmpDir()
+    while (dir.length < 3000) dir = path.join(dir, 'd'.repeat(200))
+    fs.mkdirSync(dir, { recursive: true })
+    const name = uniqueName()
+    const data = { note: 'é中🔒'.repeat(1500), port: 3000 }
+    const child = await spawnChild()
+    await child.call('tryLock', name, { dir, data })
+    expect(inspect(name, { dir }).holder?.data).toEqual(data)
+    await child.call('update', inspect(name, { dir }).path, { note: 'ü' })
+    expect(inspect(name, { dir }).holder?.data).toEqual({ note: 'ü' })
+    await child.kill()
+    expect(inspect(name, { dir }).locked).toBe(false)
+  })
+
   it('answers for locks held by this process from the registry', () => {
     const dir = tmpDir()
     const name = uniqueName()
