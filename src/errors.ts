@@ -15,7 +15,8 @@ import type { Holder } from './types.js'
  * }
  */
 export class LockedError extends Error {
-  override readonly name = 'LockedError' as const
+  /** `'LockedError'` (on the prototype, as Node's own errors have it). */
+  declare readonly name: 'LockedError'
   readonly code = 'ELOCKED' as const
   /** Who holds it, when the holder's record could be read. */
   readonly holder?: Holder
@@ -24,14 +25,15 @@ export class LockedError extends Error {
     const limit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
     try {
+      // With no frames to capture, `stack` is "LockedError: <message>".
       super(message)
     } finally {
       Error.stackTraceLimit = limit
     }
-    this.stack = `LockedError: ${message}`
     if (holder !== undefined) this.holder = holder
   }
 }
+Object.defineProperty(LockedError.prototype, 'name', { value: 'LockedError', writable: true, configurable: true })
 
 interface CodedError extends Error {
   code: string

@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import path from 'node:path'
+import util from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { LockedError, inspect, tryLock } from '../src/index.js'
 import { spawnChild, tmpDir, uniqueName } from './helpers.js'
@@ -19,6 +20,9 @@ describe('exclusion', () => {
     expect((err as LockedError).code).toBe('ELOCKED')
     expect((err as LockedError).name).toBe('LockedError')
     expect((err as LockedError).holder?.pid).toBe(process.pid)
+    // A condition, not a bug: no stack trace is captured, and it prints as one.
+    expect((err as LockedError).stack).toBe(`LockedError: ${(err as LockedError).message}`)
+    expect(util.inspect(err)).toMatch(/^\[LockedError: Lock "/)
     expect(first.released).toBe(false)
     expect(inspect(name, { dir }).locked).toBe(true)
     first.release()
