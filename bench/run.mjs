@@ -32,8 +32,8 @@ const base = dirArg >= 0 ? path.resolve(args[dirArg + 1]) : os.tmpdir()
 
 // Sample counts. A full run takes a few minutes; --quick under one.
 const P = quick
-  ? { rounds: 7, batchMs: 8, handoff: 10, crash: 5, crashSlow: 1, idleMs: 2000, guard: 6, contendN: 200, contendRounds: 1, contendLimitMs: 8000 }
-  : { rounds: 25, batchMs: 15, handoff: 40, crash: 20, crashSlow: 3, idleMs: 5000, guard: 25, contendN: 1000, contendRounds: 3, contendLimitMs: 30000 }
+  ? { rounds: 7, batchMs: 8, warmMs: 150, handoff: 10, crash: 5, crashSlow: 1, idleMs: 2000, guard: 6, contendN: 200, contendRounds: 1, contendLimitMs: 8000 }
+  : { rounds: 25, batchMs: 15, warmMs: 300, handoff: 40, crash: 20, crashSlow: 3, idleMs: 5000, guard: 25, contendN: 1000, contendRounds: 3, contendLimitMs: 30000 }
 // Libraries whose waiters poll and whose crash recovery waits for a stale
 // timeout: their crash reps take ~10 s each, so fewer of them, concurrently.
 const SLOW_CRASH = new Set(['proper-lockfile', 'lockfile'])
@@ -201,12 +201,16 @@ async function perOp(kind, workers, floor) {
   const extra = {}
   for (const s of subjects) {
     // Calibrate on a warm subject: a first call pays one-time costs (a lock
-    // directory's setup, JIT) that would make its batches too short to
-    // measure anything but warm-up.
+    // directory's setup) and a JavaScript subject runs interpreted until V8
+    // has seen its functions hot for a while (a few thousand calls); a
+    // thousand-operation warm-up still measured that tiering, not the
+    // library. So every subject, the C floor too, first runs for P.warmMs.
     await run[s](20)
-    const r = await run[s](200)
+    let r = await run[s](200)
+    for (const end = performance.now() + P.warmMs; performance.now() < end; ) {
+      r = await run[s](Math.max(20, Math.round((P.batchMs * 1e6) / r.ns)))
+    }
     n[s] = Math.max(20, Math.round((P.batchMs * 1e6) / r.ns))
-    await run[s](n[s])
   }
   const samples = Object.fromEntries(subjects.map((s) => [s, []]))
   for (let round = 0; round < P.rounds; round++) {
@@ -290,34 +294,46 @@ async function idle(pairs) {
 
 /**
  * Guard start-up: `node guard.cjs LIBRARY` vs `node guard.cjs bare`, as wall
- * time from spawn to exit, plus the in-process require + guard time net of
- * requiring an empty module. Spawn times vary by tens of ms here, so the wall
- * difference is taken within each round (each library against that round's
- * bare run) and the median of those differences reported.
+ * time from spawn to exit, plus the in-process require + guard time, taken
+ * after an empty module's require. Spawn times vary by tens of ms here, so
+ * the wall difference is taken within each round (each library against that
+ * round's bare run) and the median of those differences reported. The
+ * `empty-exports` subject measures what Node charges the first package with
+ * an "exports" map; `netOfExports` is a library's time minus that.
  */
-async function guard(dirs) {
-  const subjects = ['bare', ...LIBRARIES]
+async function guard(dirs, tmp) {
+  const modules = path.join(tmp, 'modules')
+  const empty = path.join(modules, 'instance-lock-bench-empty-exports')
+  fs.mkdirSync(empty, { recursive: true })
+  fs.writeFileSync(
+    path.join(empty, 'package.json'),
+    JSON.stringify({ name: 'instance-lock-bench-empty-exports', exports: { '.': { import: './index.mjs', require: './index.js' }, './package.json': './package.json' } }),
+  )
+  fs.writeFileSync(path.join(empty, 'index.js'), '')
+  fs.writeFileSync(path.join(empty, 'index.mjs'), '')
+  const env = { ...process.env, NODE_PATH: modules }
+  const subjects = ['bare', 'empty-exports', ...LIBRARIES]
   const wall = Object.fromEntries(subjects.map((s) => [s, []]))
   const overBare = Object.fromEntries(subjects.map((s) => [s, []]))
   const inproc = Object.fromEntries(subjects.map((s) => [s, []]))
   const once = (s) =>
     new Promise((resolve, reject) => {
       const t0 = process.hrtime.bigint()
-      const child = spawn(process.execPath, [path.join(here, 'guard.cjs'), s, dirs[s] ?? os.tmpdir()], { stdio: ['ignore', 'pipe', 'inherit'] })
+      const child = spawn(process.execPath, [path.join(here, 'guard.cjs'), s, dirs[s] ?? os.tmpdir()], { stdio: ['ignore', 'pipe', 'inherit'], env })
       let out = ''
       child.stdout.on('data', (d) => (out += d))
       child.on('exit', (code) => {
         const t1 = process.hrtime.bigint()
         if (code !== 0) return reject(new Error(`guard ${s} exited with ${code}`))
         const r = JSON.parse(out)
-        resolve({ wallMs: ms(t1, t0), netMs: (r.guardNs - r.emptyNs) / 1e6 })
+        resolve({ wallMs: ms(t1, t0), netMs: r.guardNs / 1e6 })
       })
     })
   for (const s of subjects) await once(s) // warm the page cache
   for (let round = 0; round < P.guard; round++) {
     const bareMs = (await once('bare')).wallMs
     wall.bare.push(bareMs)
-    for (const s of shuffle(LIBRARIES)) {
+    for (const s of shuffle(['empty-exports', ...LIBRARIES])) {
       const r = await once(s)
       wall[s].push(r.wallMs)
       overBare[s].push(r.wallMs - bareMs)
@@ -325,11 +341,14 @@ async function guard(dirs) {
     }
   }
   const bare = median(wall.bare)
+  const exportsMs = median(inproc['empty-exports'])
   const out = {}
   for (const s of LIBRARIES) {
-    out[s] = { median: median(inproc[s]), wallMedian: median(wall[s]), wallOverBare: median(overBare[s]), samples: inproc[s], wallSamples: wall[s] }
+    const m = median(inproc[s])
+    out[s] = { median: m, netOfExports: m - exportsMs, wallMedian: median(wall[s]), wallOverBare: median(overBare[s]), samples: inproc[s], wallSamples: wall[s] }
   }
   out.bare = { wallMedian: bare }
+  out['empty-exports'] = { median: exportsMs, samples: inproc['empty-exports'] }
   return out
 }
 
@@ -407,7 +426,7 @@ async function main() {
     results.idle = idleResult
     results.crash = summarise(Object.assign(crashFast, ...slowSamples))
     log('guard start-up …')
-    results.guard = await guard(dirs)
+    results.guard = await guard(dirs, tmp)
     log(`contention (4 processes × ${P.contendN} cycles) …`)
     results.contention = await contention(groups, dirs)
   } finally {
