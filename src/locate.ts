@@ -10,23 +10,26 @@ import type { Identity } from './validate.js'
 const located = new Map<string, Map<string, Map<string, Location>>>()
 let size = 0
 
+function namesIn(scope: string, dir: string): Map<string, Location> {
+  let byDir = located.get(scope)
+  if (byDir === undefined) located.set(scope, (byDir = new Map()))
+  let byName = byDir.get(dir)
+  if (byName === undefined) byDir.set(dir, (byName = new Map()))
+  return byName
+}
+
 /** Where a validated identity's lock lives; touches nothing but the key's path. */
 export function locateIdentity(id: Identity): Location {
   if (id.key === undefined && (id.dir === undefined || isAbsolute(id.dir))) {
-    let byDir = located.get(id.scope)
-    if (byDir === undefined) located.set(id.scope, (byDir = new Map()))
-    const dirKey = id.dir ?? ''
-    let byName = byDir.get(dirKey)
-    if (byName === undefined) byDir.set(dirKey, (byName = new Map()))
-    let loc = byName.get(id.name)
+    const dir = id.dir ?? ''
+    let loc = namesIn(id.scope, dir).get(id.name)
     if (loc === undefined) {
       if (size >= 1024) {
         located.clear()
         size = 0
-        return locateIdentity(id)
       }
       loc = backend.locate({ name: id.name, key: undefined, keyHash: undefined, scope: id.scope, dir: id.dir })
-      byName.set(id.name, loc)
+      namesIn(id.scope, dir).set(id.name, loc)
       size++
     }
     return loc
