@@ -14,9 +14,9 @@
 // floor-min:      open + flock(LOCK_EX|LOCK_NB) + close
 // floor-protocol: what native/lock_posix.cc does for acquire + release:
 //                 openat(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK),
-//                 fstat, flock, fstatat identity re-check,
+//                 flock, fstat of the descriptor, fstatat identity re-check,
 //                 F_OFD_SETLK indicator, pwrite of the record at offset 0,
-//                 close; a failed try is openat, fstat, flock, pread, close.
+//                 close; a failed try is openat, flock, pread, close.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -59,8 +59,8 @@ static void cycle_protocol(void) {
   int fd = openat(dirfd_, "floor.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
   if (fd < 0) die("openat");
   struct stat st, named;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) die("fstat");
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) die("flock");
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) die("fstat");
   if (fstatat(dirfd_, "floor.lock", &named, AT_SYMLINK_NOFOLLOW) != 0 || st.st_ino != named.st_ino) die("fstatat");
   struct flock fl;
   memset(&fl, 0, sizeof fl);
@@ -82,8 +82,6 @@ static void fail_protocol(void) {
   char buf[4096];
   int fd = openat(dirfd_, "floor.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
   if (fd < 0) die("openat");
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) die("fstat");
   if (flock(fd, LOCK_EX | LOCK_NB) == 0) die("flock succeeded on a held lock");
   if (pread(fd, buf, sizeof buf, 0) < 0) die("pread");
   close(fd);

@@ -185,9 +185,9 @@ struct OpenResult {
 // Opens (creating if needed) the lock file `name` in the directory `dirfd`
 // (verified and pinned by src/, so it cannot be swapped for another after
 // the check; if it was deleted, creating in it fails with ENOENT and src/
-// sets the directory up again) and checks it is a plain file that nothing
-// else is linked to.
-OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, bool enforce_mode) {
+// sets the directory up again). What the file is gets checked by
+// CheckLockFile, before anything is written to it.
+OpenResult OpenLockFileUnchecked(int dirfd, const char* name, mode_t mode) {
   OpenResult r;
   int fd = OpenRetry(dirfd, name, O_RDWR | O_CREAT | kOpenFlags, mode);
   if (fd < 0 && errno == EACCES) {
@@ -208,61 +208,62 @@ OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, bool enforce_m
       r.fd = fd;
       r.writable = true;
     }
-    if (fd < 0) {
-      r.err = errno == ENOENT ? EACCES : errno;
-      return r;
-    }
+    if (fd < 0) r.err = errno == ENOENT ? EACCES : errno;
   } else if (fd < 0) {
     r.err = errno;
-    return r;
   } else {
     r.fd = fd;
     r.writable = true;
   }
+  return r;
+}
 
-  FileId& st = r.id;
-  if (IdentityOfFd(r.fd, &st) != 0) {
-    r.err = errno;
-    r.syscall = "fstat";
+// A plain file that nothing else is linked to, with the scope's mode: fills
+// r->id, or sets r->err and r->syscall and closes the descriptor.
+void CheckLockFile(OpenResult* r, mode_t mode, bool enforce_mode) {
+  FileId& st = r->id;
+  if (IdentityOfFd(r->fd, &st) != 0) {
+    r->err = errno;
+    r->syscall = "fstat";
   } else if (!S_ISREG(st.mode)) {
-    r.err = S_ISDIR(st.mode) ? EISDIR : EINVAL;
-    r.syscall = "open";
+    r->err = S_ISDIR(st.mode) ? EISDIR : EINVAL;
+    r->syscall = "open";
   } else if (st.nlink > 1) {
     // A hard link planted at the lock path would make us write the holder
     // record into someone else's file.
-    r.err = EMLINK;
-    r.syscall = "open";
+    r->err = EMLINK;
+    r->syscall = "open";
   } else if (enforce_mode && st.uid == geteuid() && (st.mode & 07777) != mode) {
     // Machine scope: the creator's umask must not lock other users out.
     // fchmod on the descriptor, never chmod by path.
-    if (fchmod(r.fd, mode) != 0) {
-      r.err = errno;
-      r.syscall = "fchmod";
+    if (fchmod(r->fd, mode) != 0) {
+      r->err = errno;
+      r->syscall = "fchmod";
     }
   }
-  if (r.err != 0) {
-    close(r.fd);
-    r.fd = -1;
+  if (r->err != 0) {
+    close(r->fd);
+    r->fd = -1;
   }
+}
+
+OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, bool enforce_mode) {
+  OpenResult r = OpenLockFileUnchecked(dirfd, name, mode);
+  if (r.fd >= 0) CheckLockFile(&r, mode, enforce_mode);
   return r;
 }
 
 enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
 
-// flock, then prove the descriptor still names the file `name`: between our
-// open and our flock a previous holder or a cleaner may have unlinked or
-// replaced it, and a lock on an orphaned inode excludes nobody. `opened` is
-// the descriptor's fstat when the caller has one (a descriptor's dev/ino
-// never change, and while the name resolves to them the file is linked, so
-// no second fstat is needed); otherwise it is taken here.
-int LockFd(int fd, int dirfd, const char* name, bool writable, const FileId* opened, int* err,
-           const char** syscall) {
-  if (FlockRetry(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK || errno == EAGAIN) return kHeld;
-    *err = errno;
-    *syscall = "flock";
-    return -1;
-  }
+// Proves that the descriptor, flocked a moment ago, still names the file
+// `name`: between our open and our flock a previous holder or a cleaner may
+// have unlinked or replaced it, and a lock on an orphaned inode excludes
+// nobody. `opened` is the descriptor's identity when the caller has one (a
+// descriptor's dev/ino never change, and while the name resolves to them the
+// file is linked, so no second fstat is needed); otherwise it is taken here.
+// On kStale and on failure the flock is dropped.
+int VerifyLocked(int fd, int dirfd, const char* name, bool writable, const FileId* opened, int* err,
+                 const char** syscall) {
   FileId own, named;
   if (opened == nullptr) {
     if (IdentityOfFd(fd, &own) != 0) {
@@ -292,6 +293,18 @@ int LockFd(int fd, int dirfd, const char* name, bool writable, const FileId* ope
   (void)writable;
 #endif
   return kAcquired;
+}
+
+// flock(LOCK_EX|LOCK_NB), then VerifyLocked.
+int LockFd(int fd, int dirfd, const char* name, bool writable, const FileId* opened, int* err,
+           const char** syscall) {
+  if (FlockRetry(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK || errno == EAGAIN) return kHeld;
+    *err = errno;
+    *syscall = "flock";
+    return -1;
+  }
+  return VerifyLocked(fd, dirfd, name, writable, opened, err, syscall);
 }
 
 // Eight lowercase hex digits, as "%08x" would print them (snprintf is a
@@ -353,10 +366,14 @@ ssize_t PreadFull(int fd, char* buf, size_t len, off_t off) {
   return static_cast<ssize_t>(got);
 }
 
-// Returns true and the JSON text if a complete, intact record is there.
+// Returns true and the JSON text if a complete, intact record is there. One
+// pread for a record that fits the buffer: on a regular file a short read
+// means the end of the file, so reading on to see 0 would only cost a call.
 bool ReadRecordOnce(int fd, std::string* out) {
   char buf[4096];
-  ssize_t n = PreadFull(fd, buf, sizeof buf, 0);
+  ssize_t n;
+  do n = pread(fd, buf, sizeof buf, 0);
+  while (n < 0 && errno == EINTR);
   if (n < static_cast<ssize_t>(kHeaderLen) || memcmp(buf, "IL1 ", 4) != 0 || buf[12] != ' ' ||
       buf[21] != '\n')
     return false;
@@ -364,6 +381,7 @@ bool ReadRecordOnce(int fd, std::string* out) {
   if (!ParseHex8(&buf[4], &len) || !ParseHex8(&buf[13], &sum) || len > kMaxRecord) return false;
   out->assign(buf + kHeaderLen, std::min<size_t>(len, static_cast<size_t>(n) - kHeaderLen));
   if (out->size() < len) {
+    if (n < static_cast<ssize_t>(sizeof buf)) return false;  // shorter than its header says
     size_t have = out->size();
     out->resize(len);
     ssize_t m = PreadFull(fd, &(*out)[have], len - have, static_cast<off_t>(kHeaderLen + have));
@@ -441,14 +459,33 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   mode_t mode = info[2].As<Napi::Number>().Uint32Value();
   bool enforce = info[3].As<Napi::Boolean>();
   for (int attempt = 0; attempt < 64; attempt++) {
-    OpenResult r = OpenLockFile(dirfd, name.c_str(), mode, enforce);
+    // A failed try is open, flock, read the record, close: what the file is
+    // matters only once it is ours to write to, so it is checked after the
+    // flock. A planted non-file held by someone reads as held, no record.
+    OpenResult r = OpenLockFileUnchecked(dirfd, name.c_str(), mode);
+    if (r.fd < 0) {
+      ThrowSystemError(env, r.err, r.syscall, name.str());
+      return env.Undefined();
+    }
+    if (FlockRetry(r.fd, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      if (err == EWOULDBLOCK || err == EAGAIN) {
+        Napi::Value record = RecordOrNull(env, r.fd);
+        close(r.fd);
+        return record;
+      }
+      close(r.fd);
+      ThrowSystemError(env, err, "flock", name.str());
+      return env.Undefined();
+    }
+    CheckLockFile(&r, mode, enforce);
     if (r.fd < 0) {
       ThrowSystemError(env, r.err, r.syscall, name.str());
       return env.Undefined();
     }
     int err = 0;
     const char* syscall = "flock";
-    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, &r.id, &err, &syscall);
+    int state = VerifyLocked(r.fd, dirfd, name.c_str(), r.writable, &r.id, &err, &syscall);
     if (state == kAcquired) {
       if (r.writable && info[4].IsString()) {
         // Read only now: a failed try never converts the record.
@@ -456,11 +493,6 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
         if (record.ok()) WriteRecord(r.fd, record);
       }
       return Napi::Number::New(env, r.fd);
-    }
-    if (state == kHeld) {
-      Napi::Value record = RecordOrNull(env, r.fd);
-      close(r.fd);
-      return record;
     }
     close(r.fd);
     if (state < 0) {

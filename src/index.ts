@@ -18,13 +18,24 @@ export type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, Replac
 export type { StopOptions, StopResult } from './types.js'
 export { stop } from './stop.js'
 
-function acquireNow(loc: Location, data: string | undefined): Lock {
+/**
+ * The `Lock`, or the `LockedError` to throw. Returned, not thrown: V8 tiers a
+ * function up as it returns, so code that always ends in a throw (a loop of
+ * failed tries) would stay in the interpreter, without even type feedback.
+ * Only the public functions throw.
+ */
+function acquireNow(loc: Location, data: string | undefined): Lock | LockedError {
   const own = registry.get(loc.id)
-  if (own !== undefined) throw lockedError(loc, own.holder)
+  if (own !== undefined) return lockedError(loc, own.holder)
   const now = Date.now()
   const r = backend.acquire(loc, recordAt(loc, data, now))
-  if (isHeld(r)) throw lockedError(loc, parseRecord(r.record, loc))
+  if (isHeld(r)) return lockedError(loc, parseRecord(r.record, loc))
   return newLock(backend, loc, r, new Date(now), data, (r as { recovered?: boolean }).recovered === true)
+}
+
+function tryAcquire(name: string, options: LockOptions | undefined): Lock | LockedError {
+  const id = checkIdentity(name, options)
+  return acquireNow(locateIdentity(id), id.data)
 }
 
 /**
@@ -36,8 +47,9 @@ function acquireNow(loc: Location, data: string | undefined): Lock {
  * try { await migrate() } finally { lock.release() }
  */
 export function tryLock(name: string, options?: LockOptions): Lock {
-  const id = checkIdentity(name, options)
-  return acquireNow(locateIdentity(id), id.data)
+  const r = tryAcquire(name, options)
+  if (r instanceof LockedError) throw r
+  return r
 }
 
 /**
@@ -55,7 +67,11 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
   const signal = checkSignal(id.options.signal)
   if (signal?.aborted) throw abortError(signal)
   const loc = locateIdentity(id)
-  if (timeout === 0) return acquireNow(loc, id.data)
+  if (timeout === 0) {
+    const r = acquireNow(loc, id.data)
+    if (r instanceof LockedError) throw r
+    return r
+  }
   let acquiredAt = new Date()
   const r = await backend.wait(
     loc,
@@ -102,13 +118,11 @@ export function singleInstance(name: string, options?: GuardOptions | ReplaceOpt
     throw invalidArgType('exitCode', 'an integer from 0 to 255', exitCode)
   }
   const loc = locateIdentity(id)
-  try {
-    return acquireNow(loc, id.data)
-  } catch (err) {
-    if (!(err instanceof LockedError) || onLocked === 'throw') throw err
-    writeStderr(conflictMessage(loc, err.holder, id.dir === undefined ? undefined : resolve(id.dir)))
-    process.exit(exitCode)
-  }
+  const r = acquireNow(loc, id.data)
+  if (!(r instanceof LockedError)) return r
+  if (onLocked === 'throw') throw r
+  writeStderr(conflictMessage(loc, r.holder, id.dir === undefined ? undefined : resolve(id.dir)))
+  process.exit(exitCode)
 }
 
 function writeStderr(text: string): void {
