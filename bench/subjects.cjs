@@ -19,7 +19,7 @@ const LOCK_NAME = 'bench'
 // How the libraries without an event-driven wait poll, and when a dead
 // holder's lock is taken over. Stated in the README next to the results.
 const SETTINGS = {
-  'instance-lock': 'lock(): inotify on the libuv loop, no polling, no staleness (the kernel frees the lock)',
+  'instance-lock': 'lock(): flock(LOCK_EX) on a thread of its own (not the libuv pool), cancelled on timeout or abort; no polling, no staleness (the kernel frees the lock)',
   'proper-lockfile': 'stale 10000 ms and update 5000 ms (defaults); waiting: retries { forever, minTimeout 10, maxTimeout 100 } (default is no waiting)',
   lockfile: 'stale 10000 ms (it has no default: without one a crashed holder is never taken over); waiting: wait 600000, pollPeriod 100 ms (default)',
   'fs-ext': 'flock(fd, "ex", cb): blocks a libuv thread-pool thread while waiting',
@@ -48,8 +48,8 @@ const adapters = {
         l.release()
       },
       wait(onWaiting) {
-        // The waiter is registered (file open, inotify watch set, first
-        // flock refused) before lock() returns its promise.
+        // The waiter is registered (file open, first flock refused, its
+        // thread started) before lock() returns its promise.
         const p = il.lock(LOCK_NAME, opts)
         onWaiting()
         return p

@@ -1,6 +1,6 @@
 // Unix primitives: open a lock file safely, flock it, re-check its identity,
-// read/write the holder record, probe without taking anything, and watch lock
-// files for release (Linux inotify on the libuv loop: no thread, no pool).
+// read/write the holder record, probe without taking anything, and wait for
+// a lock on a thread of our own (Linux; never the libuv pool).
 //
 // Every call takes plain values and either returns a plain value or throws an
 // Error carrying errno/syscall/path; src/ decides what any of it means.
@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <ctime>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -19,7 +21,8 @@
 #include <uv.h>
 
 #if defined(__linux__)
-#include <sys/inotify.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #else
@@ -314,15 +317,13 @@ void Hex8(char* out, uint32_t v) {
   for (int i = 7; i >= 0; i--, v >>= 4) out[i] = kDigits[v & 0xf];
 }
 
-// Writes the record whose JSON text is `arg` (read with kHeaderLen bytes of
-// head room, which the header fills).
-int WriteRecord(int fd, Utf8Arg& arg) {
-  char* buf = arg.base();
-  size_t json_len = arg.size();
+// Writes the record whose JSON text, `json_len` bytes, follows kHeaderLen
+// bytes of head room at `buf`, which the header fills.
+int WriteRecord(int fd, char* buf, size_t json_len) {
   memcpy(buf, "IL1 ", 4);
   Hex8(&buf[4], static_cast<uint32_t>(json_len));
   buf[12] = ' ';
-  Hex8(&buf[13], Fnv1a(arg.c_str(), json_len));
+  Hex8(&buf[13], Fnv1a(buf + kHeaderLen, json_len));
   buf[21] = '\n';
   size_t total = kHeaderLen + json_len;
   size_t off = 0;
@@ -336,6 +337,8 @@ int WriteRecord(int fd, Utf8Arg& arg) {
   }
   return 0;
 }
+
+int WriteRecord(int fd, Utf8Arg& arg) { return WriteRecord(fd, arg.base(), arg.size()); }
 
 bool ParseHex8(const char* p, uint32_t* out) {
   uint32_t v = 0;
@@ -599,157 +602,392 @@ Napi::Value FsType(const Napi::CallbackInfo& info) {
 #endif
 }
 
-#if defined(__linux__)
-// Waiters watch their lock file for close: a holder's release and a holder's
-// death both close its descriptor, and the kernel reports it at once. One
-// inotify instance per addon instance (per thread running JS), polled by that
-// thread's libuv loop, opened by the first wait and kept until the
-// environment ends: closing an inotify instance waits for the kernel's
-// fsnotify teardown (an SRCU grace period: 5 ms on average here, up to 24),
-// which must not stall the event loop each time a wait settles. Between waits
-// it holds no watch and is unreferenced, so it keeps nothing alive. The
-// callback receives the watch descriptors that saw something; src/ decides
-// what to do.
-constexpr uint32_t kWatchMask =
-    IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+// sameFile(fd, dirfd, name) -> whether `name` in `dirfd` is still the file
+// open as `fd` (a waiter's check that it waits on the lock file itself).
+Napi::Value SameFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Utf8Arg name(env, info[2]);
+  if (!name.ok()) return env.Undefined();
+  FileId own, named;
+  bool same = IdentityOfFd(info[0].As<Napi::Number>().Int32Value(), &own) == 0 &&
+              IdentityOf(info[1].As<Napi::Number>().Int32Value(), name.c_str(), AT_SYMLINK_NOFOLLOW,
+                         &named) == 0 &&
+              own.dev == named.dev && own.ino == named.ino;
+  return Napi::Boolean::New(env, same);
+}
 
-struct Watcher {
+#if defined(__linux__)
+// Waiting: a thread of our own (never one of libuv's pool) blocks in
+// flock(LOCK_EX), so the kernel itself hands the lock over the moment the
+// holder releases it or dies, with no polling and no event to miss. The
+// thread then does what the loop would do after a flock (re-check that the
+// descriptor still names the lock file, set the inspection indicator, write
+// the holder record stamped with the time) and tells the loop through a
+// uv_async_t. A process woken from idle runs slowly for a while, so the less
+// its loop has to do, the sooner the caller holds the lock.
+//
+// Threads are kept for the next wait (up to kMaxIdle, parked on a condition
+// variable, costing nothing): creating one per wait, and its exit, cost more
+// than the rest of a handoff. Parked threads keep nothing alive.
+//
+// A wait that settles otherwise (timeout, abort) is cancelled with
+// pthread_cancel: cancellation is enabled, asynchronous, only around the
+// flock call, so it lands while the thread is blocked there (the C library
+// interrupts the call) or before it starts, never elsewhere. A cleanup
+// handler reports the thread's end; the descriptor, which the wait owns from
+// then on, is closed on the loop. A thread that a cancel was aimed at is
+// never reused: a cancel that arrives just after flock returned stays
+// pending and would hit its next wait. No signal handler of ours is
+// involved, and an idle waiter costs no CPU at all.
+enum WaitState { kWaitAcquired = 0, kWaitStale = 2, kWaitFailed = 3, kWaitCancelled = 4, kWaitFlocked = 5 };
+
+struct BlockingWait;
+
+struct WaitThread {
+  pthread_t thread{};
+  pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+  BlockingWait* job = nullptr;  // guarded by g_threads_mutex
+  bool doomed = false;          // a cancel was aimed at it
+};
+
+pthread_mutex_t g_threads_mutex = PTHREAD_MUTEX_INITIALIZER;
+std::vector<WaitThread*> g_idle;
+constexpr size_t kMaxIdle = 4;
+
+struct BlockingWait {
   int fd = -1;
-  uv_poll_t* poll = nullptr;
+  int dirfd = AT_FDCWD;  // our own duplicate, closed at the end
+  std::string name;
+  bool writable = false;
+  // The holder record, header room in front, with kStampPlaceholder where
+  // the acquisition time goes; empty for none.
+  std::string record;
+  size_t stamp_at = 0;
+  WaitThread* runner = nullptr;  // guarded by g_threads_mutex; null once done
+  uv_async_t* async = nullptr;
   napi_env env = nullptr;
   napi_ref callback = nullptr;
   napi_ref resource = nullptr;
   napi_async_context context = nullptr;
+  std::atomic<int> state{-1};
+  int err = 0;                // kWaitFailed: errno
+  const char* syscall = "flock";
+  double at = 0;              // kWaitAcquired: ms since the epoch
+  bool cancelled = false;     // loop thread only
+  struct Waits* owner = nullptr;
 };
 
-void OnPollClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); }
+// The time as src/record.ts stamps it, 24 characters: 1970-01-01T00:00:00.000Z.
+const char kStampPlaceholder[] = "\"startedAt\":\"1970-01-01T00:00:00.000Z\"";
+constexpr size_t kStampOffset = 13;  // of the time within the placeholder
 
-void StopWatcher(Watcher* w) {
-  if (w->poll != nullptr) {
-    uv_poll_stop(w->poll);
-    w->poll->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(w->poll), OnPollClosed);
-    w->poll = nullptr;
-  }
-  if (w->fd >= 0) {
-    close(w->fd);
-    w->fd = -1;
-  }
+double StampNow(char* out) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  time_t secs = ts.tv_sec;
+  int ms = static_cast<int>(ts.tv_nsec / 1000000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  memcpy(out, buf, 24);
+  return static_cast<double>(secs) * 1000 + ms;
 }
 
-// Runs from the libuv loop, also while the environment is being torn down
-// (Node runs the loop once more to close handles before cleanup hooks), when
-// calling into JS is no longer possible: plain Node-API calls with their
-// status checked, so a failure is a quiet return and never an abort.
-void OnReadable(uv_poll_t* handle, int, int) {
-  Watcher* w = static_cast<Watcher*>(handle->data);
-  if (w == nullptr || w->fd < 0) return;
-  std::vector<int32_t> wds;
-  alignas(struct inotify_event) char buf[4096];
+// The waits of one environment (one per thread running JS), so a Worker that
+// ends with waits pending stops their threads.
+struct Waits {
+  std::vector<BlockingWait*> active;
+};
+
+// Runs in a thread cancelled in flock, as it unwinds: the thread ends here.
+void ThreadCancelled(void* arg) {
+  auto* t = static_cast<WaitThread*>(arg);
+  pthread_mutex_lock(&g_threads_mutex);  // the canceller is done with `t`
+  BlockingWait* w = t->job;
+  w->runner = nullptr;
+  pthread_mutex_unlock(&g_threads_mutex);
+  pthread_cond_destroy(&t->wake);
+  delete t;
+  w->state.store(kWaitCancelled);
+  uv_async_send(w->async);
+}
+
+// After flock(LOCK_EX) returned 0: as LockFd after a successful flock.
+void Acquired(BlockingWait* w) {
+  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->writable, nullptr, &w->err, &w->syscall);
+  if (state < 0) {
+    w->state.store(kWaitFailed);
+    return;
+  }
+  if (state == kStale) {
+    w->state.store(kWaitStale);
+    return;
+  }
+  char* stamp = w->record.empty() ? nullptr : &w->record[kHeaderLen + w->stamp_at + kStampOffset];
+  char ignored[24];
+  w->at = StampNow(stamp != nullptr ? stamp : ignored);
+  if (stamp != nullptr && w->writable) WriteRecord(w->fd, &w->record[0], w->record.size() - kHeaderLen);
+  w->state.store(kWaitAcquired);
+}
+
+// One wait, on the thread `t`. Returns whether the thread may be reused.
+bool RunWait(WaitThread* t, BlockingWait* w) {
+  int ignored;
+  pthread_cleanup_push(ThreadCancelled, t);
   for (;;) {
-    ssize_t n = read(w->fd, buf, sizeof buf);
-    if (n <= 0) break;
-    for (char* p = buf; p < buf + n;) {
-      auto* ev = reinterpret_cast<struct inotify_event*>(p);
-      wds.push_back(ev->wd);
-      p += sizeof(struct inotify_event) + ev->len;
+    // A cancel requested while disabled takes effect right here.
+    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &ignored);
+    int r = flock(w->fd, LOCK_EX);
+    int err = errno;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &ignored);
+    if (r == 0) {
+      // Wake the loop now: its thread takes a while to be scheduled, and
+      // meanwhile this one verifies and writes the record.
+      w->state.store(kWaitFlocked);
+      uv_async_send(w->async);
+      Acquired(w);
+      break;
+    }
+    if (err != EINTR) {
+      w->err = err;
+      w->state.store(kWaitFailed);
+      break;
     }
   }
-  if (wds.empty()) return;
-  napi_env env = w->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value arr, fn, resource, result;
-  bool ok = napi_create_array_with_length(env, wds.size(), &arr) == napi_ok &&
-            napi_get_reference_value(env, w->callback, &fn) == napi_ok &&
-            napi_get_reference_value(env, w->resource, &resource) == napi_ok;
-  for (size_t i = 0; ok && i < wds.size(); i++) {
-    napi_value v;
-    ok = napi_create_int32(env, wds[i], &v) == napi_ok &&
-         napi_set_element(env, arr, static_cast<uint32_t>(i), v) == napi_ok;
+  pthread_cleanup_pop(0);
+  pthread_mutex_lock(&g_threads_mutex);
+  t->job = nullptr;
+  w->runner = nullptr;
+  bool keep = !t->doomed && g_idle.size() < kMaxIdle;
+  if (keep) g_idle.push_back(t);
+  pthread_mutex_unlock(&g_threads_mutex);
+  // The last touch of `w`: the loop may free it as soon as it runs.
+  uv_async_send(w->async);
+  return keep;
+}
+
+void* WaitThreadMain(void* arg) {
+  auto* t = static_cast<WaitThread*>(arg);
+  int ignored;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &ignored);
+  pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &ignored);
+  pthread_mutex_lock(&g_threads_mutex);
+  for (;;) {
+    while (t->job == nullptr) pthread_cond_wait(&t->wake, &g_threads_mutex);
+    BlockingWait* w = t->job;
+    pthread_mutex_unlock(&g_threads_mutex);
+    if (!RunWait(t, w)) break;
+    pthread_mutex_lock(&g_threads_mutex);
   }
+  pthread_cond_destroy(&t->wake);
+  delete t;
+  return nullptr;
+}
+
+// Hands `w` to a parked thread, or to a new one. 0 or an errno.
+int Dispatch(BlockingWait* w) {
+  pthread_mutex_lock(&g_threads_mutex);
+  if (!g_idle.empty()) {
+    WaitThread* t = g_idle.back();
+    g_idle.pop_back();
+    t->job = w;
+    w->runner = t;
+    pthread_cond_signal(&t->wake);
+    pthread_mutex_unlock(&g_threads_mutex);
+    return 0;
+  }
+  auto* t = new WaitThread();
+  t->job = w;
+  w->runner = t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  // It runs flock, a few more calls and the cancellation's unwinding.
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  int err = pthread_create(&t->thread, &attr, WaitThreadMain, t);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    w->runner = nullptr;
+    delete t;
+  }
+  pthread_mutex_unlock(&g_threads_mutex);
+  return err;
+}
+
+void Cancel(BlockingWait* w) {
+  w->cancelled = true;
+  pthread_mutex_lock(&g_threads_mutex);
+  if (w->runner != nullptr) {
+    w->runner->doomed = true;
+    pthread_cancel(w->runner->thread);
+  }
+  pthread_mutex_unlock(&g_threads_mutex);
+}
+
+void OnAsyncClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); }
+
+// Lets go of everything but the callback's data, once the thread has
+// reported the end of the wait (after that it no longer touches it, and
+// closing the async handle waits for a concurrent send to return).
+void Finish(BlockingWait* w) {
+  auto& active = w->owner->active;
+  for (size_t i = 0; i < active.size(); i++) {
+    if (active[i] == w) {
+      active[i] = active.back();
+      active.pop_back();
+      break;
+    }
+  }
+  w->async->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(w->async), OnAsyncClosed);
+  if (w->cancelled) close(w->fd);
+  if (w->dirfd != AT_FDCWD) close(w->dirfd);
+  if (w->callback != nullptr) napi_delete_reference(w->env, w->callback);
+  if (w->resource != nullptr) napi_delete_reference(w->env, w->resource);
+}
+
+// Runs from the libuv loop, also while the environment is being torn down,
+// when calling into JS is no longer possible: plain Node-API calls with their
+// status checked, so a failure is a quiet return and never an abort.
+// callback(state, value, syscall): kWaitAcquired with the time, kWaitStale,
+// or kWaitFailed with errno and syscall.
+void OnWaitEnded(uv_async_t* handle) {
+  auto* w = static_cast<BlockingWait*>(handle->data);
+  if (w == nullptr) return;
+  int state = w->state.load();
+  if (state < 0 || state == kWaitFlocked) return;  // the final report follows
+  napi_env env = w->env;
+  napi_async_context context = w->context;
+  w->context = nullptr;
+  napi_handle_scope scope;
+  if (w->cancelled || napi_open_handle_scope(env, &scope) != napi_ok) {
+    Finish(w);
+    delete w;
+    if (context != nullptr) napi_async_destroy(env, context);
+    return;
+  }
+  napi_value fn, resource, argv[3], ret;
+  bool ok = napi_get_reference_value(env, w->callback, &fn) == napi_ok &&
+            napi_get_reference_value(env, w->resource, &resource) == napi_ok &&
+            napi_create_int32(env, state, &argv[0]) == napi_ok &&
+            napi_create_double(env, state == kWaitAcquired ? w->at : w->err, &argv[1]) == napi_ok &&
+            napi_create_string_utf8(env, w->syscall, NAPI_AUTO_LENGTH, &argv[2]) == napi_ok;
+  Finish(w);
+  delete w;
   // MakeCallback drains the microtask and nextTick queues afterwards, as any
   // libuv-driven call into JS must.
-  napi_status status = ok ? napi_make_callback(env, w->context, resource, fn, 1, &arr, &result) : napi_ok;
+  napi_status status = ok ? napi_make_callback(env, context, resource, fn, 3, argv, &ret) : napi_ok;
   if (status == napi_pending_exception) {
     napi_value err;
     if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
   }
+  if (context != nullptr) napi_async_destroy(env, context);
   napi_close_handle_scope(env, scope);
 }
 
-void FinalizeWatcher(Napi::Env env, Watcher* w) {
-  StopWatcher(w);
-  if (w->context != nullptr) napi_async_destroy(env, w->context);
-  if (w->callback != nullptr) napi_delete_reference(env, w->callback);
-  if (w->resource != nullptr) napi_delete_reference(env, w->resource);
-  delete w;
+// The environment ends: cancel every wait and let each thread report.
+void StopWaits(void* arg) {
+  auto* waits = static_cast<Waits*>(arg);
+  while (!waits->active.empty()) {
+    BlockingWait* w = waits->active.back();
+    if (!w->cancelled) Cancel(w);
+    while (w->state.load() < 0 || w->state.load() == kWaitFlocked) sched_yield();
+    if (w->context != nullptr) napi_async_destroy(w->env, w->context);
+    Finish(w);
+    delete w;
+  }
 }
 
-Watcher* GetWatcher(Napi::Env env) { return env.GetInstanceData<Watcher>(); }
-
-// watchStart(callback): opens this thread's inotify instance and polls it.
-// Idempotent; the callback given first is kept.
-Napi::Value WatchStart(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (GetWatcher(env) != nullptr) return env.Undefined();
-  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0) {
-    ThrowSystemError(env, errno, "inotify_init1", "");
-    return env.Undefined();
+Waits* GetWaits(Napi::Env env) {
+  Waits* waits = env.GetInstanceData<Waits>();
+  if (waits == nullptr) {
+    waits = new Waits();
+    env.SetInstanceData<Waits>(waits);
+    napi_add_env_cleanup_hook(env, StopWaits, waits);
   }
-  auto* w = new Watcher();
+  return waits;
+}
+
+// waitStart(fd, dirfd, name, writable, record|null, callback) -> wait. A
+// thread blocks in flock(fd, LOCK_EX), then verifies the lock and writes
+// `record` (made for an acquisition at time 0: its startedAt is replaced by
+// the time of the acquisition) as lock() does. Until it calls back, the
+// pending wait keeps the process alive, as a timer does.
+Napi::Value WaitStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* w = new BlockingWait();
+  w->fd = info[0].As<Napi::Number>().Int32Value();
+  int dirfd = info[1].As<Napi::Number>().Int32Value();
+  {
+    Utf8Arg name(env, info[2]);
+    if (!name.ok()) {
+      delete w;
+      return env.Undefined();
+    }
+    w->name = name.str();
+  }
+  w->writable = info[3].As<Napi::Boolean>();
+  if (info[4].IsString()) {
+    Utf8Arg record(env, info[4], kHeaderLen);
+    if (!record.ok()) {
+      delete w;
+      return env.Undefined();
+    }
+    const char* json = record.c_str();
+    const char* at = static_cast<const char*>(
+        memmem(json, record.size(), kStampPlaceholder, sizeof kStampPlaceholder - 1));
+    if (at != nullptr) {
+      w->record.assign(record.base(), kHeaderLen + record.size());
+      w->stamp_at = static_cast<size_t>(at - json);
+    }
+  }
+  if (dirfd != AT_FDCWD) {
+    w->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    if (w->dirfd < 0) {
+      int err = errno;
+      delete w;
+      ThrowSystemError(env, err, "fcntl", "");
+      return env.Undefined();
+    }
+  }
   w->env = env;
-  napi_create_reference(env, info[0], 1, &w->callback);
+  w->owner = GetWaits(env);
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  w->async = new uv_async_t();
+  uv_async_init(loop, w->async, OnWaitEnded);
+  w->async->data = w;
+  napi_create_reference(env, info[5], 1, &w->callback);
   napi_value resource;
   napi_create_object(env, &resource);
   napi_create_reference(env, resource, 1, &w->resource);
   napi_async_init(env, resource, Napi::String::New(env, "instance-lock:wait"), &w->context);
-  env.SetInstanceData<Watcher, FinalizeWatcher>(w);
-  napi_add_env_cleanup_hook(env, [](void* arg) { StopWatcher(static_cast<Watcher*>(arg)); }, w);
-  uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
-  w->fd = fd;
-  w->poll = new uv_poll_t();
-  w->poll->data = w;
-  uv_poll_init(loop, w->poll, fd);
-  uv_poll_start(w->poll, UV_READABLE, OnReadable);
-  uv_unref(reinterpret_cast<uv_handle_t*>(w->poll));
-  return env.Undefined();
-}
-
-// watchRef(bool): a pending wait keeps the process alive, as a timer does;
-// with none pending the instance keeps nothing alive.
-Napi::Value WatchRef(const Napi::CallbackInfo& info) {
-  Watcher* w = GetWatcher(info.Env());
-  if (w != nullptr && w->poll != nullptr) {
-    auto* handle = reinterpret_cast<uv_handle_t*>(w->poll);
-    if (info[0].As<Napi::Boolean>())
-      uv_ref(handle);
-    else
-      uv_unref(handle);
-  }
-  return info.Env().Undefined();
-}
-
-// watchAdd(path) -> watch descriptor (the same inode gives the same number).
-Napi::Value WatchAdd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Watcher* w = GetWatcher(env);
-  std::string path = info[0].As<Napi::String>();
-  int wd = w == nullptr || w->fd < 0 ? (errno = EBADF, -1)
-                                     : inotify_add_watch(w->fd, path.c_str(), kWatchMask | IN_DONT_FOLLOW);
-  if (wd < 0) {
-    ThrowSystemError(env, errno, "inotify_add_watch", path);
+  w->owner->active.push_back(w);
+  int err = Dispatch(w);
+  if (err != 0) {
+    // Nothing ran: undo it all here.
+    w->state.store(kWaitFailed);
+    napi_async_destroy(env, w->context);
+    Finish(w);
+    delete w;
+    ThrowSystemError(env, err, "pthread_create", "");
     return env.Undefined();
   }
-  return Napi::Number::New(env, wd);
+  return Napi::External<BlockingWait>::New(env, w);
 }
 
-Napi::Value WatchRemove(const Napi::CallbackInfo& info) {
-  Watcher* w = GetWatcher(info.Env());
-  // EINVAL: the kernel already dropped the watch (file deleted).
-  if (w != nullptr && w->fd >= 0) inotify_rm_watch(w->fd, info[0].As<Napi::Number>().Int32Value());
+// waitCancel(wait): ends the wait without calling back. The wait owns the
+// descriptor from here on and closes it once its thread has reported (which
+// drops the lock if the thread got it meanwhile); nothing of it keeps the
+// process alive. Only for a wait whose callback has not run.
+Napi::Value WaitCancel(const Napi::CallbackInfo& info) {
+  auto* w = info[0].As<Napi::External<BlockingWait>>().Data();
+  if (!w->cancelled) {
+    uv_unref(reinterpret_cast<uv_handle_t*>(w->async));
+    Cancel(w);
+  }
   return info.Env().Undefined();
 }
 #endif
@@ -767,11 +1005,10 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("flock", Napi::Function::New(env, FlockJs, "flock"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("fsType", Napi::Function::New(env, FsType, "fsType"));
+  exports.Set("sameFile", Napi::Function::New(env, SameFile, "sameFile"));
 #if defined(__linux__)
-  exports.Set("watchStart", Napi::Function::New(env, WatchStart, "watchStart"));
-  exports.Set("watchAdd", Napi::Function::New(env, WatchAdd, "watchAdd"));
-  exports.Set("watchRemove", Napi::Function::New(env, WatchRemove, "watchRemove"));
-  exports.Set("watchRef", Napi::Function::New(env, WatchRef, "watchRef"));
+  exports.Set("waitStart", Napi::Function::New(env, WaitStart, "waitStart"));
+  exports.Set("waitCancel", Napi::Function::New(env, WaitCancel, "waitCancel"));
 #endif
 }
 

@@ -6,10 +6,14 @@
 // to load on the glibc 2.28 systems that Node 20's own binaries support
 // ("version `GLIBC_2.33' not found"). glibc still exports the old entry
 // points under their original versions, so bind the calls to those.
+// glibc 2.34 moved libpthread into libc and gave the moved functions new
+// versions (GLIBC_2.34) as well; the old ones remain, and on an older glibc
+// the dynamic linker finds them in libpthread, which Node itself loads.
 // Builds from source at install time don't use this: they match their glibc.
 #pragma once
 
 #if defined(__linux__)
+#include <pthread.h>
 #include <sys/stat.h>
 
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
@@ -19,10 +23,14 @@
 #define INSTANCE_LOCK_XSTAT_VERSION "GLIBC_2.2.5"
 #define INSTANCE_LOCK_FXSTATAT_VERSION "GLIBC_2.4"
 #define INSTANCE_LOCK_STAT_VER 1  // _STAT_VER_LINUX
+#define INSTANCE_LOCK_PTHREAD_VERSION "GLIBC_2.2.5"
+#define INSTANCE_LOCK_CANCEL_VERSION "GLIBC_2.3.3"
 #elif defined(__aarch64__)
 #define INSTANCE_LOCK_XSTAT_VERSION "GLIBC_2.17"
 #define INSTANCE_LOCK_FXSTATAT_VERSION "GLIBC_2.17"
 #define INSTANCE_LOCK_STAT_VER 0  // _STAT_VER_KERNEL
+#define INSTANCE_LOCK_PTHREAD_VERSION "GLIBC_2.17"
+#define INSTANCE_LOCK_CANCEL_VERSION "GLIBC_2.17"
 #else
 #error "glibc-compat.h: unknown architecture; add its symbol versions and _STAT_VER"
 #endif
@@ -37,6 +45,14 @@ __asm__(".symver __xstat,__xstat@" INSTANCE_LOCK_XSTAT_VERSION);
 __asm__(".symver __lxstat,__lxstat@" INSTANCE_LOCK_XSTAT_VERSION);
 __asm__(".symver __fxstat,__fxstat@" INSTANCE_LOCK_XSTAT_VERSION);
 __asm__(".symver __fxstatat,__fxstatat@" INSTANCE_LOCK_FXSTATAT_VERSION);
+
+__asm__(".symver pthread_create,pthread_create@" INSTANCE_LOCK_PTHREAD_VERSION);
+__asm__(".symver pthread_cancel,pthread_cancel@" INSTANCE_LOCK_PTHREAD_VERSION);
+__asm__(".symver pthread_attr_setstacksize,pthread_attr_setstacksize@" INSTANCE_LOCK_PTHREAD_VERSION);
+// What pthread_cleanup_push and pthread_cleanup_pop expand to.
+__asm__(".symver __pthread_register_cancel,__pthread_register_cancel@" INSTANCE_LOCK_CANCEL_VERSION);
+__asm__(".symver __pthread_unregister_cancel,__pthread_unregister_cancel@" INSTANCE_LOCK_CANCEL_VERSION);
+__asm__(".symver __pthread_unwind_next,__pthread_unwind_next@" INSTANCE_LOCK_CANCEL_VERSION);
 
 static inline int instance_lock_stat(const char* path, struct stat* st) {
   return __xstat(INSTANCE_LOCK_STAT_VER, path, st);

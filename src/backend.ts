@@ -19,6 +19,12 @@ export interface Held {
   record: string | null
 }
 
+export interface Acquired<H = unknown> {
+  handle: H
+  /** When it was acquired, ms since the epoch. */
+  at: number
+}
+
 export interface Probe {
   held: boolean
   record: string | null
@@ -39,11 +45,12 @@ export interface Backend<H = unknown> {
   locate(id: { name: string; key: string | undefined; keyHash: string | undefined; scope: Scope; dir: string | undefined }): Location
   acquire(loc: Location, record: string): H | Held
   /**
-   * Waits until acquired (resolves the handle), the deadline passes (resolves
-   * `Held`), or `signal` aborts (rejects with an AbortError). Never blocks
-   * the event loop or occupies the libuv thread pool.
+   * Waits until acquired (resolves the handle and when, in ms since the
+   * epoch: `record(at)` is the record written), the deadline passes
+   * (resolves `Held`), or `signal` aborts (rejects with an AbortError).
+   * Never blocks the event loop or occupies the libuv thread pool.
    */
-  wait(loc: Location, record: () => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<H | Held>
+  wait(loc: Location, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<H> | Held>
   release(loc: Location, handle: H): void
   update(loc: Location, handle: H, record: string): void
   /** Is it held, and by whom? Takes nothing; `null`: no lock object exists. */

@@ -8,7 +8,7 @@ import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from './format.js'
-import { makeRecord, parseRecord, recordAt } from './record.js'
+import { isoAt, makeRecord, parseRecord, recordAt } from './record.js'
 import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
 import { invalidArgType, invalidArgValue } from './errors.js'
@@ -72,19 +72,13 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
     if (r instanceof LockedError) throw r
     return r
   }
-  let acquiredAt = new Date()
-  const r = await backend.wait(
-    loc,
-    () => makeRecord(loc, id.data, (acquiredAt = new Date()).toISOString()),
-    timeout,
-    signal,
-  )
+  const r = await backend.wait(loc, (at) => makeRecord(loc, id.data, isoAt(at)), timeout, signal)
   if (isHeld(r)) {
     const own = registry.get(loc.id)
     throw lockedError(loc, own !== undefined ? own.holder : parseRecord(r.record, loc))
   }
-  const recovered = (r as { recovered?: boolean }).recovered === true
-  return newLock(backend, loc, r, acquiredAt, id.data, recovered)
+  const recovered = (r.handle as { recovered?: boolean }).recovered === true
+  return newLock(backend, loc, r.handle, new Date(r.at), id.data, recovered)
 }
 
 /**

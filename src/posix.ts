@@ -2,7 +2,7 @@ import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, open
 import type { Stats } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import { entriesOf } from './backend.js'
-import type { Backend, Found, Held, Location, Probe } from './backend.js'
+import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
 import { abortError, fromNative, systemError } from './errors.js'
 import { flockHolders } from './proc.js'
@@ -244,10 +244,9 @@ function forgetDir(dir: string): void {
 
 function release(l: Location, h: PosixHandle): void {
   native.close(h.fd)
-  // Waiters of this process learn at once; other processes' waiters see the
-  // close through inotify.
-  const q = queues.get(l.id)
-  if (q !== undefined) queueMicrotask(() => pump(l.id))
+  // A waiter of this process blocked in flock is woken by the kernel, as
+  // one in another process is; one that retries learns at once.
+  if (!BLOCKING && queues.has(l.id)) queueMicrotask(() => pump(l.id))
 }
 
 function update(l: Location, h: PosixHandle, record: string): void {
@@ -289,106 +288,36 @@ function enumerate(scope: Scope, dir: string | undefined): Found[] {
 }
 
 // ---------------------------------------------------------------------------
-// Waiting. A waiter opens the lock file once, watches it with inotify and
-// retries flock(LOCK_NB) on its own descriptor whenever someone closes the
-// file: a holder's release and a holder's death both close it, so the kernel
-// wakes us within microseconds. inotify is polled by this thread's libuv loop
-// (uv_poll), so no thread and no thread-pool slot is ever occupied and an
-// idle waiter costs nothing. Waiters of one process queue per lock in FIFO
-// order and only the head retries: one flock per process per event.
-// A slow safety retry covers what inotify cannot see (a holder that unlocks
-// without closing, network file systems); where there is no inotify it is
-// the mechanism.
+// Waiting. A waiter opens the lock file once and tries flock(LOCK_NB) on its
+// own descriptor; while the lock is held, on Linux, a thread of the addon's
+// own (never one of libuv's pool) blocks in flock(LOCK_EX) on it, so the
+// kernel hands the lock over the moment the holder releases it or dies; the
+// thread verifies it and writes the record (see native/lock_posix.cc). Waiters of
+// one process queue per lock in FIFO order and only the head waits in the
+// kernel. A slow check covers what a blocked flock cannot see: the lock file
+// replaced or deleted while its old holder keeps the orphan locked. Where no
+// thread can wait (macOS, the BSDs) the head retries every 10 ms.
 
 interface Waiter {
   loc: PosixLocation
   dir: Dir
   fd: number
   writable: boolean
-  wd: number
-  record: () => string
-  resolve: (v: PosixHandle | Held) => void
+  /** The addon's pending blocking wait, which uses `fd`. */
+  blocked: unknown
+  record: (at: number) => string
+  resolve: (v: Acquired<PosixHandle> | Held) => void
   reject: (e: unknown) => void
   timer: NodeJS.Timeout | undefined
   onAbort: (() => void) | undefined
   signal: AbortSignal | undefined
 }
 
-const INOTIFY = typeof native.watchStart === 'function'
-const SAFETY_INTERVAL = INOTIFY ? 250 : 10
+const BLOCKING = typeof native.waitStart === 'function'
+const CHECK_INTERVAL = BLOCKING ? 250 : 10
 const queues = new Map<string, Waiter[]>()
-const wdPaths = new Map<number, Map<string, number>>()
 let pending = 0
-let safetyTimer: NodeJS.Timeout | undefined
-let watching = false
-
-function onEvents(wds: number[]): void {
-  const ids = new Set<string>()
-  for (const wd of wds) {
-    const m = wdPaths.get(wd)
-    if (m !== undefined) for (const id of m.keys()) ids.add(id)
-  }
-  for (const id of ids) {
-    pump(id)
-    recheck(id, 0)
-  }
-}
-
-// The kernel reports a close (fsnotify_close in __fput) a moment before it
-// drops the closing descriptor's flock (locks_remove_file, right after): a
-// waiter woken at once, or a closer preempted in between, finds the lock
-// still held, and no further event will come. So after an event, look again
-// on the next turn of the loop, after 1 ms and after 10 ms.
-const RECHECK_MS = [0, 1, 10]
-const rechecks = new Map<string, () => void>()
-
-function recheck(id: string, step: number): void {
-  rechecks.get(id)?.()
-  if (step >= RECHECK_MS.length || !queues.has(id)) return
-  const run = (): void => {
-    rechecks.delete(id)
-    pump(id)
-    recheck(id, step + 1)
-  }
-  if (step === 0) {
-    const t = setImmediate(run).unref()
-    rechecks.set(id, () => clearImmediate(t))
-  } else {
-    const t = setTimeout(run, RECHECK_MS[step]).unref()
-    rechecks.set(id, () => clearTimeout(t))
-  }
-}
-
-function watch(w: Waiter): void {
-  if (!INOTIFY) return
-  if (!watching) {
-    native.watchStart(onEvents)
-    watching = true
-  }
-  try {
-    w.wd = native.watchAdd(w.loc.path)
-  } catch (err) {
-    fromNative(err, w.loc.path)
-  }
-  let m = wdPaths.get(w.wd)
-  if (m === undefined) wdPaths.set(w.wd, (m = new Map()))
-  m.set(w.loc.id, (m.get(w.loc.id) ?? 0) + 1)
-}
-
-function unwatch(w: Waiter): void {
-  if (!INOTIFY || w.wd < 0) return
-  const m = wdPaths.get(w.wd)
-  if (m !== undefined) {
-    const n = (m.get(w.loc.id) ?? 1) - 1
-    if (n > 0) m.set(w.loc.id, n)
-    else m.delete(w.loc.id)
-    if (m.size === 0) {
-      wdPaths.delete(w.wd)
-      native.watchRemove(w.wd)
-    }
-  }
-  w.wd = -1
-}
+let checkTimer: NodeJS.Timeout | undefined
 
 function openWaiterFd(w: Waiter): void {
   for (let attempt = 0; ; attempt++) {
@@ -408,82 +337,151 @@ function openWaiterFd(w: Waiter): void {
   }
 }
 
-/** Tries the head of a lock's queue; true when the lock was taken. */
+/** Tries the head of a lock's queue, and has it wait in the kernel while held. */
 function pump(id: string): void {
   const q = queues.get(id)
   while (q !== undefined && q.length > 0) {
     const w = q[0]!
-    let state: number
+    if (w.blocked !== undefined) return
     try {
-      state = attempt(w)
+      const at = attempt(w)
+      if (at >= 0) acquired(w, at)
+      else if (BLOCKING) {
+        w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(w.loc), w.writable, w.record(0), (state: number, value: number, syscall: string) =>
+          woken(w, state, value, syscall),
+        )
+      }
     } catch (err) {
       settle(w)
       w.reject(err)
       continue
     }
-    if (state === 0) {
-      const fd = w.fd
-      w.fd = -1
-      settle(w)
-      w.resolve({ fd })
-    }
     return
   }
 }
 
+function acquired(w: Waiter, at: number): void {
+  const fd = w.fd
+  w.fd = -1
+  settle(w)
+  w.resolve({ handle: { fd }, at })
+}
+
+const WAIT_ACQUIRED = 0
+const WAIT_STALE = 2
+
+/**
+ * The blocking wait ended: acquired at `value` ms, acquired a file that is
+ * no longer the lock file, or failed with errno `value` in `syscall`.
+ */
+function woken(w: Waiter, state: number, value: number, syscall: string): void {
+  w.blocked = undefined
+  if (state === WAIT_ACQUIRED) return acquired(w, value)
+  if (state === WAIT_STALE) {
+    try {
+      reopen(w)
+    } catch (err) {
+      settle(w)
+      w.reject(err)
+      return
+    }
+    return pump(w.loc.id)
+  }
+  settle(w)
+  w.reject(systemError(value, syscall, w.loc.path))
+}
+
+/** One try: the time it was acquired, or -1 while held. */
 function attempt(w: Waiter): number {
   for (let i = 0; i < 64; i++) {
-    const state = native.lock(w.fd, w.dir.fd, fileArg(w.loc), w.writable, w.record()) as number
-    if (state !== 2) return state
-    // The file we waited on was unlinked or replaced: follow the new one.
-    native.close(w.fd)
-    w.fd = -1
-    unwatch(w)
-    openWaiterFd(w)
-    watch(w)
+    const at = Date.now()
+    const state = native.lock(w.fd, w.dir.fd, fileArg(w.loc), w.writable, w.record(at)) as number
+    if (state === 0) return at
+    if (state !== WAIT_STALE) return -1
+    reopen(w)
   }
   throw systemError(11, 'flock', w.loc.path)
 }
 
+/** The file we waited on was unlinked or replaced: follow the new one. */
+function reopen(w: Waiter): void {
+  native.close(w.fd)
+  w.fd = -1
+  openWaiterFd(w)
+}
+
+/** Ends the head's blocking wait, if any; the addon then owns and closes its descriptor. */
+function unblock(w: Waiter): void {
+  if (w.blocked === undefined) return
+  native.waitCancel(w.blocked)
+  w.blocked = undefined
+  w.fd = -1
+}
+
 function settle(w: Waiter): void {
   const q = queues.get(w.loc.id)
+  let next = false
   if (q !== undefined) {
     const i = q.indexOf(w)
     if (i >= 0) q.splice(i, 1)
-    if (q.length === 0) {
-      queues.delete(w.loc.id)
-      rechecks.get(w.loc.id)?.()
-      rechecks.delete(w.loc.id)
-    }
+    if (q.length === 0) queues.delete(w.loc.id)
+    else next = i === 0
   }
   if (w.timer !== undefined) clearTimeout(w.timer)
   if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort)
-  unwatch(w)
+  unblock(w)
   if (w.fd >= 0) {
     native.close(w.fd)
     w.fd = -1
   }
   pending--
   keepAlive()
+  // A new head takes over the waiting.
+  if (next) queueMicrotask(() => pump(w.loc.id))
 }
 
-// A pending wait keeps the process alive, as a pending timer does (the
-// inotify poll handle is referenced); a settled one leaves nothing behind
-// that is its own, and nothing keeping the process alive.
-function keepAlive(): void {
-  if (INOTIFY && watching) native.watchRef(pending > 0)
-  if (pending > 0 && safetyTimer === undefined) {
-    safetyTimer = setInterval(() => {
-      for (const id of [...queues.keys()]) pump(id)
-    }, SAFETY_INTERVAL)
-    if (INOTIFY) safetyTimer.unref()
-  } else if (pending === 0 && safetyTimer !== undefined) {
-    clearInterval(safetyTimer)
-    safetyTimer = undefined
+// Every CHECK_INTERVAL: with blocking waits, is each head still waiting on
+// the lock file itself? (If not, it waits again on the one there now.)
+// Without, the heads simply try again.
+function check(): void {
+  if (pending === 0) return stopChecking()
+  for (const [id, q] of [...queues]) {
+    const w = q[0]!
+    if (w.blocked !== undefined) {
+      if (native.sameFile(w.fd, w.dir.fd, fileArg(w.loc)) === true) continue
+      unblock(w)
+      try {
+        openWaiterFd(w)
+      } catch (err) {
+        settle(w)
+        w.reject(err)
+        continue
+      }
+    }
+    pump(id)
   }
 }
 
-function wait(l: Location, record: () => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<PosixHandle | Held> {
+// A pending wait keeps the process alive, as a pending timer does (the
+// blocking wait itself, or the retry timer); a settled one leaves nothing
+// behind that is its own, and nothing keeping the process alive. The
+// unreferenced check timer of blocking waits stops itself at its next run
+// with none pending: a lock acquired and released in a loop does not stop
+// and start it every time.
+function keepAlive(): void {
+  if (pending > 0 && checkTimer === undefined) {
+    checkTimer = setInterval(check, CHECK_INTERVAL)
+    if (BLOCKING) checkTimer.unref()
+  } else if (pending === 0 && !BLOCKING) stopChecking()
+}
+
+function stopChecking(): void {
+  if (checkTimer === undefined) return
+  clearInterval(checkTimer)
+  checkTimer = undefined
+}
+
+function wait(l: Location, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<PosixHandle> | Held> {
   const loc = l as PosixLocation
   return new Promise((resolve, reject) => {
     const w: Waiter = {
@@ -491,7 +489,7 @@ function wait(l: Location, record: () => string, timeout: number | undefined, si
       dir: openDir(loc),
       fd: -1,
       writable: false,
-      wd: -1,
+      blocked: undefined,
       record,
       resolve,
       reject,
@@ -499,15 +497,7 @@ function wait(l: Location, record: () => string, timeout: number | undefined, si
       onAbort: undefined,
       signal,
     }
-    // Open and watch before the first try, so a release between the try and
-    // the wait cannot be missed.
     openWaiterFd(w)
-    try {
-      watch(w)
-    } catch (err) {
-      native.close(w.fd)
-      throw err
-    }
     pending++
     keepAlive()
     let q = queues.get(loc.id)
@@ -515,11 +505,13 @@ function wait(l: Location, record: () => string, timeout: number | undefined, si
     q.push(w)
     if (timeout !== undefined) {
       w.timer = setTimeout(() => {
+        // The holder as it is now (a blocked wait's descriptor is ours to
+        // read until it is cancelled).
         const held = w.fd >= 0 ? (native.readRecord(w.fd) as string | null) : null
         settle(w)
         resolve({ held: true, record: held })
       }, timeout)
-      if (INOTIFY) w.timer.unref()
+      if (BLOCKING) w.timer.unref()
     }
     if (signal !== undefined) {
       w.onAbort = () => {

@@ -5,7 +5,7 @@ import { LockedError, invalidArgType, invalidArgValue } from './errors.js'
 import { locateIdentity } from './locate.js'
 import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
-import { makeRecord, parseRecord } from './record.js'
+import { isoAt, makeRecord, parseRecord } from './record.js'
 import type { Holder, StopOptions, StopResult } from './types.js'
 import { checkIdentity, checkTimeout } from './validate.js'
 
@@ -60,13 +60,15 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
   const own = registry.get(loc.id)
   if (own !== undefined) throw lockedError(loc, own.holder)
   let acquiredAt = new Date()
-  const record = (): string => makeRecord(loc, opts.take?.data, (acquiredAt = new Date()).toISOString())
+  const record = (at: number): string => makeRecord(loc, opts.take?.data, isoAt(at))
 
   // Free now: a stop has nothing to do, a replace takes it. Otherwise the
   // holder's record as it is now.
   const look = (): { handle: unknown } | { record: string | null } | null => {
     if (opts.take !== undefined) {
-      const r = backend.acquire(loc, record())
+      const now = Date.now()
+      const r = backend.acquire(loc, record(now))
+      if (!isHeld(r)) acquiredAt = new Date(now)
       return isHeld(r) ? { record: r.record } : { handle: r }
     }
     const p = backend.probe(loc)
@@ -117,8 +119,10 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
       const left = deadline - Date.now()
       const r = await backend.wait(loc, record, Math.max(0, Math.min(RECHECK, left)), undefined)
       if (!isHeld(r)) {
-        if (opts.take !== undefined) taken = r
-        else backend.release(loc, r) // `flock -w T file true`: free was all we wanted to know
+        if (opts.take !== undefined) {
+          taken = r.handle
+          acquiredAt = new Date(r.at)
+        } else backend.release(loc, r.handle) // `flock -w T file true`: free was all we wanted to know
         return 'free'
       }
       const now = others(backend.holders(loc))

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { getSystemErrorMap } from 'node:util'
-import type { Backend, Found, Held, Location, Probe } from './backend.js'
+import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import type { abortError as AbortErrorOf } from './errors.js'
 import type { Lock } from './lock.js'
 import type { Scope } from './types.js'
@@ -367,11 +367,13 @@ function terminate(pid: number): void {
 // mutex for this Lock. A mutex is recursive, so the JS thread never
 // re-acquires a lock this process holds: that would succeed.
 
-function wait(l: Location, record: () => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<WinHandle | Held> {
+function wait(l: Location, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<WinHandle> | Held> {
   const loc = l as WinLocation
   if (!registry.has(loc.id)) {
-    const r = acquire(loc, record())
-    if (!('held' in r) || timeout === 0) return Promise.resolve(r)
+    const at = Date.now()
+    const r = acquire(loc, record(at))
+    if (!('held' in r)) return Promise.resolve({ handle: r, at })
+    if (timeout === 0) return Promise.resolve(r)
   } else if (timeout === 0) {
     return Promise.resolve({ held: true, record: null })
   }
@@ -401,12 +403,13 @@ function wait(l: Location, record: () => string, timeout: number | undefined, si
         settled = true
         if (timer !== undefined) clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
+        const at = Date.now()
         try {
-          writeRecord(loc, record())
+          writeRecord(loc, record(at))
         } catch {
           // as in acquire(): the lock stands without a record
         }
-        resolve({ waiter: id, recovered: state === 1 })
+        resolve({ handle: { waiter: id, recovered: state === 1 }, at })
       })
     } catch (err) {
       fromNative(err, loc.path)

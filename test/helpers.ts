@@ -123,3 +123,16 @@ async function ready(proc: ChildProcess, what: string): Promise<Child> {
   return child
 }
 
+
+/**
+ * Resolves once `check()` is true, looking again after every turn of the
+ * event loop (not a sleep: it waits for what the loop delivers); rejects
+ * after a generous `limitMs`.
+ */
+export async function eventually(check: () => boolean, what: string, limitMs = 5000): Promise<void> {
+  const end = Date.now() + limitMs
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`not within ${limitMs} ms: ${what}`)
+    await new Promise((r) => setTimeout(r, 1))
+  }
+}

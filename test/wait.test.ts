@@ -3,9 +3,10 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import readline from 'node:readline'
+import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
-import { LockedError, lock, tryLock, type Lock } from '../src/index.js'
-import { FIXTURES, spawnChild, tmpDir, uniqueName } from './helpers.js'
+import { LockedError, inspect, lock, tryLock, type Lock } from '../src/index.js'
+import { FIXTURES, ROOT, eventually, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
 /** Runs fixtures/waiter.cjs; resolves each stdout line through `lines`. */
 function waiter(mode: string, name: string, dir: string) {
@@ -88,10 +89,8 @@ describe('lock(): waiting', () => {
     const name = uniqueName()
     const child = await spawnChild()
     await child.call('tryLock', name, { dir })
-    // The first wait of a process opens its inotify instance, kept for every
-    // later wait: count from there.
-    await expect(lock(name, { dir, timeout: 1 })).rejects.toMatchObject({ code: 'ELOCKED' })
     const fds = openFds()
+    await expect(lock(name, { dir, timeout: 1 })).rejects.toMatchObject({ code: 'ELOCKED' })
     const reason = new Error('why')
     await expect(lock(name, { dir, signal: AbortSignal.abort(reason) })).rejects.toMatchObject({ name: 'AbortError', cause: reason })
     const ac = new AbortController()
@@ -101,7 +100,9 @@ describe('lock(): waiting', () => {
     ac.abort()
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' })
     expect(Date.now() - t0).toBeLessThan(1000)
-    expect(openFds()).toBe(fds)
+    // A cancelled blocking wait's descriptor is closed once its thread has
+    // reported, a moment later.
+    await eventually(() => openFds() === fds, 'descriptors of settled waits closed')
   })
 
   it('16 pending waiters leave the thread pool free: fs and crypto still complete', async () => {
@@ -156,7 +157,7 @@ describe('lock(): waiting', () => {
     }
   })
 
-  it('gets the lock when the flock is dropped a moment after the close event, without waiting for the slow retry', async () => {
+  it('gets the lock when the holder closes another descriptor first and unlocks a moment later', async () => {
     const dir = tmpDir()
     const name = uniqueName()
     tryLock(name, { dir }).release()
@@ -168,7 +169,7 @@ describe('lock(): waiting', () => {
       const t0 = Date.now()
       holder.send('go')
       const l = await pending
-      // The safety retry runs every 250 ms; a recheck after the event finds it long before.
+      // A waiter blocked in flock is woken by the unlock itself, not by the close.
       expect(Date.now() - t0).toBeLessThan(200)
       l.release()
     } finally {
@@ -176,7 +177,7 @@ describe('lock(): waiting', () => {
     }
   })
 
-  it('follows the lock file when it is replaced while waiting', async () => {
+  it('follows the lock file when another is renamed over it while waiting, and ignores the orphan', async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const child = await spawnChild()
@@ -187,18 +188,120 @@ describe('lock(): waiting', () => {
       return l
     })
     await new Promise((r) => setImmediate(r))
-    // Someone deletes the file; a newcomer creates a new one and holds it.
-    fs.unlinkSync(p)
+    // A newcomer's held lock file takes the old one's place.
     const other = await spawnChild()
-    const { path: p2 } = await other.call<{ path: string }>('tryLock', name, { dir })
-    expect(p2).toBe(p)
+    const aside = tmpDir()
+    const { path: q } = await other.call<{ path: string }>('tryLock', name, { dir: aside })
+    fs.renameSync(q, p)
     // The old holder releases the orphaned inode: the waiter must not count that.
     await child.call('release', p)
-    await new Promise((r) => setTimeout(r, 100))
+    await new Promise((r) => setTimeout(r, 600))
     expect(acquired).toBe(false)
-    await other.call('release', p2)
+    await other.call('release', q)
     const l = await pending
     expect(fs.statSync(p).ino).toBe(fs.fstatSync(fs.openSync(p, 'r')).ino)
+    expect(inspect(name, { dir }).holder?.pid).toBe(process.pid)
+    l.release()
+  })
+
+  it('takes a new lock file created where the old one was deleted, though the old holder keeps the orphan', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const child = await spawnChild()
+    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const pending = lock(name, { dir })
+    await new Promise((r) => setImmediate(r))
+    fs.unlinkSync(p)
+    // Generous: the waiter looks every 250 ms.
+    const l = await Promise.race([pending, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting on the orphan')), 5000).unref())])
+    expect(inspect(name, { dir }).holder?.pid).toBe(process.pid)
+    expect(() => tryLock(name, { dir })).toThrow(LockedError)
+    l.release()
+    await child.call('release', p)
+  })
+})
+
+function threads(): number {
+  return fs.readdirSync('/proc/self/task').length
+}
+
+describe.skipIf(process.platform !== 'linux')('lock(): waiting threads (Linux)', () => {
+  it('the holder record and acquiredAt carry the time the waiting thread took the lock', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const child = await spawnChild()
+    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const pending = lock(name, { dir, data: { port: 1 } })
+    await new Promise((r) => setTimeout(r, 20))
+    const before = Date.now()
+    await child.call('release', p)
+    const l = await pending
+    const holder = inspect(name, { dir }).holder!
+    expect(holder).toMatchObject({ pid: process.pid, name, scope: 'user', data: { port: 1 } })
+    expect(holder.startedAt).toBe(l.acquiredAt.toISOString())
+    expect(l.acquiredAt.getTime()).toBeGreaterThanOrEqual(before - 1)
+    expect(l.acquiredAt.getTime()).toBeLessThanOrEqual(Date.now())
+    l.release()
+  })
+
+  it('threads are reused, and cancelled waits leave at most a few parked ones', async () => {
+    const dir = tmpDir()
+    const child = await spawnChild()
+    const names = Array.from({ length: 12 }, (_, i) => uniqueName(`th${i}`))
+    for (const n of names) await child.call('tryLock', n, { dir })
+    const base = threads()
+    for (let round = 0; round < 5; round++) {
+      const settled = await Promise.all(names.map((n) => lock(n, { dir, timeout: 30 }).catch((e: Error) => e)))
+      expect(settled.every((e) => e instanceof LockedError)).toBe(true)
+    }
+    // At most four threads stay parked for the next waits (none of a
+    // cancelled wait: cancelling ends its thread).
+    await eventually(() => threads() <= base + 4, `threads back to at most ${base} + 4, now ${threads()}`)
+    const ac = new AbortController()
+    const waits = names.map((n) => lock(n, { dir, signal: ac.signal }).catch((e: Error) => e))
+    await new Promise((r) => setTimeout(r, 50))
+    // One thread per blocked wait (parked ones, up to four, are reused).
+    expect(threads()).toBeGreaterThanOrEqual(base + names.length - 4)
+    ac.abort()
+    await Promise.all(waits)
+    await eventually(() => threads() <= base + 4, `threads back to at most ${base} + 4, now ${threads()}`)
+  })
+
+  it('a wait that times out just as the holder lets go never keeps the lock', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const child = await spawnChild()
+    for (let i = 0; i < 40; i++) {
+      const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+      const pending = lock(name, { dir, timeout: 5 + (i % 10) }).catch((e: Error) => e)
+      const released = child.call('release', p)
+      const r = await pending
+      await released
+      if (!(r instanceof Error)) r.release()
+      else expect(r).toBeInstanceOf(LockedError)
+      // Whatever won the race, nobody holds it once the wait has settled
+      // and its thread has reported.
+      await eventually(() => !inspect(name, { dir }).locked, 'lock free after the wait settled')
+    }
+  })
+
+  it('a Worker ended while its lock() waits: no crash, its thread is stopped, the lock stays usable', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const child = await spawnChild()
+    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const base = threads()
+    const w = new Worker(
+      `const { parentPort, workerData: d } = require('node:worker_threads')
+      require(d.root).lock(d.name, { dir: d.dir })
+      parentPort.postMessage('waiting')`,
+      { eval: true, workerData: { root: ROOT, name, dir } },
+    )
+    await new Promise((r) => w.once('message', r))
+    await w.terminate()
+    await eventually(() => threads() <= base + 4, `threads back to at most ${base} + 4, now ${threads()}`)
+    await child.call('release', p)
+    const l = await lock(name, { dir, timeout: 5000 })
     l.release()
   })
 })
