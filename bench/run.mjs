@@ -32,8 +32,8 @@ const base = dirArg >= 0 ? path.resolve(args[dirArg + 1]) : os.tmpdir()
 
 // Sample counts. A full run takes a few minutes; --quick under one.
 const P = quick
-  ? { rounds: 7, batchMs: 8, warmMs: 150, handoff: 10, crash: 5, crashSlow: 1, idleMs: 2000, guard: 6, contendN: 200, contendRounds: 1, contendLimitMs: 8000 }
-  : { rounds: 25, batchMs: 15, warmMs: 300, handoff: 40, crash: 20, crashSlow: 3, idleMs: 5000, guard: 25, contendN: 1000, contendRounds: 3, contendLimitMs: 30000 }
+  ? { rounds: 7, batchMs: 8, warmMs: 150, handoff: 10, crash: 5, crashSlow: 1, idleMs: 2000, guard: 6, contendN: 200, contendRounds: 3, contendLimitMs: 8000 }
+  : { rounds: 25, batchMs: 15, warmMs: 300, handoff: 40, crash: 20, crashSlow: 3, idleMs: 5000, guard: 25, contendN: 500, contendRounds: 7, contendLimitMs: 30000 }
 // Libraries whose waiters poll and whose crash recovery waits for a stale
 // timeout: their crash reps take ~10 s each, so fewer of them, concurrently.
 const SLOW_CRASH = new Set(['proper-lockfile', 'lockfile'])
@@ -297,29 +297,17 @@ async function idle(pairs) {
  * time from spawn to exit, plus the in-process require + guard time, taken
  * after an empty module's require. Spawn times vary by tens of ms here, so
  * the wall difference is taken within each round (each library against that
- * round's bare run) and the median of those differences reported. The
- * `empty-exports` subject measures what Node charges the first package with
- * an "exports" map; `netOfExports` is a library's time minus that.
+ * round's bare run) and the median of those differences reported.
  */
-async function guard(dirs, tmp) {
-  const modules = path.join(tmp, 'modules')
-  const empty = path.join(modules, 'instance-lock-bench-empty-exports')
-  fs.mkdirSync(empty, { recursive: true })
-  fs.writeFileSync(
-    path.join(empty, 'package.json'),
-    JSON.stringify({ name: 'instance-lock-bench-empty-exports', exports: { '.': { import: './index.mjs', require: './index.js' }, './package.json': './package.json' } }),
-  )
-  fs.writeFileSync(path.join(empty, 'index.js'), '')
-  fs.writeFileSync(path.join(empty, 'index.mjs'), '')
-  const env = { ...process.env, NODE_PATH: modules }
-  const subjects = ['bare', 'empty-exports', ...LIBRARIES]
+async function guard(dirs) {
+  const subjects = ['bare', ...LIBRARIES]
   const wall = Object.fromEntries(subjects.map((s) => [s, []]))
   const overBare = Object.fromEntries(subjects.map((s) => [s, []]))
   const inproc = Object.fromEntries(subjects.map((s) => [s, []]))
   const once = (s) =>
     new Promise((resolve, reject) => {
       const t0 = process.hrtime.bigint()
-      const child = spawn(process.execPath, [path.join(here, 'guard.cjs'), s, dirs[s] ?? os.tmpdir()], { stdio: ['ignore', 'pipe', 'inherit'], env })
+      const child = spawn(process.execPath, [path.join(here, 'guard.cjs'), s, dirs[s] ?? os.tmpdir()], { stdio: ['ignore', 'pipe', 'inherit'] })
       let out = ''
       child.stdout.on('data', (d) => (out += d))
       child.on('exit', (code) => {
@@ -333,7 +321,7 @@ async function guard(dirs, tmp) {
   for (let round = 0; round < P.guard; round++) {
     const bareMs = (await once('bare')).wallMs
     wall.bare.push(bareMs)
-    for (const s of shuffle(['empty-exports', ...LIBRARIES])) {
+    for (const s of shuffle(LIBRARIES)) {
       const r = await once(s)
       wall[s].push(r.wallMs)
       overBare[s].push(r.wallMs - bareMs)
@@ -341,14 +329,11 @@ async function guard(dirs, tmp) {
     }
   }
   const bare = median(wall.bare)
-  const exportsMs = median(inproc['empty-exports'])
   const out = {}
   for (const s of LIBRARIES) {
-    const m = median(inproc[s])
-    out[s] = { median: m, netOfExports: m - exportsMs, wallMedian: median(wall[s]), wallOverBare: median(overBare[s]), samples: inproc[s], wallSamples: wall[s] }
+    out[s] = { median: median(inproc[s]), wallMedian: median(wall[s]), wallOverBare: median(overBare[s]), samples: inproc[s], wallSamples: wall[s] }
   }
   out.bare = { wallMedian: bare }
-  out['empty-exports'] = { median: exportsMs, samples: inproc['empty-exports'] }
   return out
 }
 
@@ -426,7 +411,7 @@ async function main() {
     results.idle = idleResult
     results.crash = summarise(Object.assign(crashFast, ...slowSamples))
     log('guard start-up …')
-    results.guard = await guard(dirs, tmp)
+    results.guard = await guard(dirs)
     log(`contention (4 processes × ${P.contendN} cycles) …`)
     results.contention = await contention(groups, dirs)
   } finally {

@@ -8,7 +8,6 @@ export const COLUMNS = [
   { key: 'crash', title: 'crash → held ms', unit: 'ms' },
   { key: 'handoff', title: 'handoff ms', unit: 'ms' },
   { key: 'guard', title: 'guard require ms', unit: 'ms' },
-  { key: 'guardNetExports', title: 'guard − exports ms', unit: 'ms' },
   { key: 'guardWall', title: 'guard wall Δ ms', unit: 'ms' },
   { key: 'idle', title: 'idle waiter CPU %', unit: '%' },
   { key: 'contention', title: 'contention acq/s', unit: '/s' },
@@ -36,7 +35,6 @@ export function cells(report, subject) {
     get('crash', 'ms'),
     get('handoff', 'ms'),
     get('guard', 'ms'),
-    get('guard', 'ms', 'netOfExports'),
     get('guard', 'ms', 'wallOverBare'),
     get('idle', '%'),
     get('contention', '/s'),
@@ -57,10 +55,5 @@ export function renderTable(report) {
   const md =
     [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ':--' : '--:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') +
     '\n'
-  const exportsMs = report.results.guard?.['empty-exports']?.median
-  const note =
-    exportsMs === undefined
-      ? ''
-      : `\nguard − exports: net of requiring an empty package with an "exports" map, which costs ${fmt(exportsMs, 'ms')} ms (Node's resolver for such maps, paid once per process by whichever package comes first).\n`
-  return { text: text + note, markdown: md + note }
+  return { text, markdown: md }
 }
