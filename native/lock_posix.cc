@@ -221,28 +221,31 @@ OpenResult OpenLockFileUnchecked(int dirfd, const char* name, mode_t mode) {
   return r;
 }
 
-// A plain file that nothing else is linked to, with the scope's mode: fills
-// r->id, or sets r->err and r->syscall and closes the descriptor.
-void CheckLockFile(OpenResult* r, mode_t mode, bool enforce_mode) {
-  FileId& st = r->id;
-  if (IdentityOfFd(r->fd, &st) != 0) {
-    r->err = errno;
-    r->syscall = "fstat";
-  } else if (!S_ISREG(st.mode)) {
-    r->err = S_ISDIR(st.mode) ? EISDIR : EINVAL;
-    r->syscall = "open";
-  } else if (st.nlink > 1) {
-    // A hard link planted at the lock path would make us write the holder
-    // record into someone else's file.
-    r->err = EMLINK;
-    r->syscall = "open";
-  } else if (enforce_mode && st.uid == geteuid() && (st.mode & 07777) != mode) {
+// A plain file that nothing else is linked to, with the scope's mode: 0, or
+// an errno and the failing call.
+int CheckFile(int fd, const FileId& st, mode_t mode, bool enforce_mode, const char** syscall) {
+  *syscall = "open";
+  if (!S_ISREG(st.mode)) return S_ISDIR(st.mode) ? EISDIR : EINVAL;
+  // A hard link planted at the lock path would make us write the holder
+  // record into someone else's file.
+  if (st.nlink > 1) return EMLINK;
+  if (enforce_mode && st.uid == geteuid() && (st.mode & 07777) != mode) {
     // Machine scope: the creator's umask must not lock other users out.
     // fchmod on the descriptor, never chmod by path.
-    if (fchmod(r->fd, mode) != 0) {
-      r->err = errno;
-      r->syscall = "fchmod";
-    }
+    *syscall = "fchmod";
+    if (fchmod(fd, mode) != 0) return errno;
+  }
+  return 0;
+}
+
+// CheckFile on an open descriptor: fills r->id, or sets r->err and
+// r->syscall and closes the descriptor.
+void CheckLockFile(OpenResult* r, mode_t mode, bool enforce_mode) {
+  if (IdentityOfFd(r->fd, &r->id) != 0) {
+    r->err = errno;
+    r->syscall = "fstat";
+  } else {
+    r->err = CheckFile(r->fd, r->id, mode, enforce_mode, &r->syscall);
   }
   if (r->err != 0) {
     close(r->fd);
@@ -261,17 +264,22 @@ enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
 // Proves that the descriptor, flocked a moment ago, still names the file
 // `name`: between our open and our flock a previous holder or a cleaner may
 // have unlinked or replaced it, and a lock on an orphaned inode excludes
-// nobody. `opened` is the descriptor's identity when the caller has one (a
-// descriptor's dev/ino never change, and while the name resolves to them the
-// file is linked, so no second fstat is needed); otherwise it is taken here.
-// On kStale and on failure the flock is dropped.
-int VerifyLocked(int fd, int dirfd, const char* name, bool writable, const FileId* opened, int* err,
-                 const char** syscall) {
+// nobody. `opened` is the identity of a descriptor already checked with
+// CheckFile (a descriptor's dev/ino never change, and while the name
+// resolves to them the file is linked, so no second fstat is needed);
+// without one, the descriptor is checked here. On kStale and on failure the
+// flock is dropped.
+int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode, bool enforce_mode,
+                 const FileId* opened, int* err, const char** syscall) {
   FileId own, named;
   if (opened == nullptr) {
     if (IdentityOfFd(fd, &own) != 0) {
       *err = errno;
       *syscall = "fstat";
+    } else {
+      *err = CheckFile(fd, own, mode, enforce_mode, syscall);
+    }
+    if (*err != 0) {
       FlockRetry(fd, LOCK_UN);
       return -1;
     }
@@ -299,7 +307,7 @@ int VerifyLocked(int fd, int dirfd, const char* name, bool writable, const FileI
 }
 
 // flock(LOCK_EX|LOCK_NB), then VerifyLocked.
-int LockFd(int fd, int dirfd, const char* name, bool writable, const FileId* opened, int* err,
+int LockFd(int fd, int dirfd, const char* name, bool writable, mode_t mode, bool enforce_mode, int* err,
            const char** syscall) {
   if (FlockRetry(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK || errno == EAGAIN) return kHeld;
@@ -307,7 +315,7 @@ int LockFd(int fd, int dirfd, const char* name, bool writable, const FileId* ope
     *syscall = "flock";
     return -1;
   }
-  return VerifyLocked(fd, dirfd, name, writable, opened, err, syscall);
+  return VerifyLocked(fd, dirfd, name, writable, mode, enforce_mode, nullptr, err, syscall);
 }
 
 // Eight lowercase hex digits, as "%08x" would print them (snprintf is a
@@ -427,9 +435,10 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// lock(fd, dirfd, name, writable, record|null) -> 0 acquired | 1 held |
-// 2 stale (the descriptor no longer names the file: reopen). On 0 the record
-// has been written when `record` is a string and `writable`.
+// lock(fd, dirfd, name, writable, mode, enforceMode, record|null) ->
+// 0 acquired | 1 held | 2 stale (the descriptor no longer names the file:
+// reopen). On 0 the file has been checked as by open() and the record has
+// been written when `record` is a string and `writable`.
 Napi::Value Lock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -437,22 +446,25 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   Utf8Arg name(env, info[2]);
   if (!name.ok()) return env.Undefined();
   bool writable = info[3].As<Napi::Boolean>();
+  mode_t mode = info[4].As<Napi::Number>().Uint32Value();
+  bool enforce = info[5].As<Napi::Boolean>();
   int err = 0;
   const char* syscall = "flock";
-  int state = LockFd(fd, dirfd, name.c_str(), writable, nullptr, &err, &syscall);
+  int state = LockFd(fd, dirfd, name.c_str(), writable, mode, enforce, &err, &syscall);
   if (state < 0) {
     ThrowSystemError(env, err, syscall, name.str());
     return env.Undefined();
   }
-  if (state == kAcquired && writable && info[4].IsString()) {
-    Utf8Arg record(env, info[4], kHeaderLen);
+  if (state == kAcquired && writable && info[6].IsString()) {
+    Utf8Arg record(env, info[6], kHeaderLen);
     if (record.ok()) WriteRecord(fd, record);
   }
   return Napi::Number::New(env, state);
 }
 
-// acquire(dirfd, name, mode, enforceMode, record) -> fd | string|null (held:
-// the holder's record) — open + lock + write in one call, the tryLock fast
+// acquire(dirfd, name, mode, enforceMode, record, keep) -> fd | held: the
+// holder's record (string|null), or with `keep` the open descriptor to wait
+// on, [fd, writable] — open + lock + write in one call, the tryLock fast
 // path. Identity changes between open and flock are retried here.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -473,6 +485,12 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     if (FlockRetry(r.fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
       if (err == EWOULDBLOCK || err == EAGAIN) {
+        if (info[5].ToBoolean()) {
+          Napi::Array out = Napi::Array::New(env, 2);
+          out.Set(0u, Napi::Number::New(env, r.fd));
+          out.Set(1u, Napi::Boolean::New(env, r.writable));
+          return out;
+        }
         Napi::Value record = RecordOrNull(env, r.fd);
         close(r.fd);
         return record;
@@ -488,7 +506,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     }
     int err = 0;
     const char* syscall = "flock";
-    int state = VerifyLocked(r.fd, dirfd, name.c_str(), r.writable, &r.id, &err, &syscall);
+    int state = VerifyLocked(r.fd, dirfd, name.c_str(), r.writable, mode, enforce, &r.id, &err, &syscall);
     if (state == kAcquired) {
       if (r.writable && info[4].IsString()) {
         // Read only now: a failed try never converts the record.
@@ -659,6 +677,8 @@ struct BlockingWait {
   int dirfd = AT_FDCWD;  // our own duplicate, closed at the end
   std::string name;
   bool writable = false;
+  mode_t mode = 0;
+  bool enforce_mode = false;
   // The holder record, header room in front, with kStampPlaceholder where
   // the acquisition time goes; empty for none.
   std::string record;
@@ -716,7 +736,8 @@ void ThreadCancelled(void* arg) {
 
 // After flock(LOCK_EX) returned 0: as LockFd after a successful flock.
 void Acquired(BlockingWait* w) {
-  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->writable, nullptr, &w->err, &w->syscall);
+  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->writable, w->mode, w->enforce_mode, nullptr,
+                           &w->err, &w->syscall);
   if (state < 0) {
     w->state.store(kWaitFailed);
     return;
@@ -910,10 +931,10 @@ Waits* GetWaits(Napi::Env env) {
   return waits;
 }
 
-// waitStart(fd, dirfd, name, writable, record|null, callback) -> wait. A
-// thread blocks in flock(fd, LOCK_EX), then verifies the lock and writes
-// `record` (made for an acquisition at time 0: its startedAt is replaced by
-// the time of the acquisition) as lock() does. Until it calls back, the
+// waitStart(fd, dirfd, name, writable, mode, enforceMode, record|null,
+// callback) -> wait. A thread blocks in flock(fd, LOCK_EX), then verifies
+// the lock and writes `record` (made for an acquisition at time 0: its
+// startedAt is replaced by the time of the acquisition) as lock() does. Until it calls back, the
 // pending wait keeps the process alive, as a timer does.
 Napi::Value WaitStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -929,8 +950,10 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
     w->name = name.str();
   }
   w->writable = info[3].As<Napi::Boolean>();
-  if (info[4].IsString()) {
-    Utf8Arg record(env, info[4], kHeaderLen);
+  w->mode = info[4].As<Napi::Number>().Uint32Value();
+  w->enforce_mode = info[5].As<Napi::Boolean>();
+  if (info[6].IsString()) {
+    Utf8Arg record(env, info[6], kHeaderLen);
     if (!record.ok()) {
       delete w;
       return env.Undefined();
@@ -959,7 +982,7 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
   w->async = new uv_async_t();
   uv_async_init(loop, w->async, OnWaitEnded);
   w->async->data = w;
-  napi_create_reference(env, info[5], 1, &w->callback);
+  napi_create_reference(env, info[7], 1, &w->callback);
   napi_value resource;
   napi_create_object(env, &resource);
   napi_create_reference(env, resource, 1, &w->resource);

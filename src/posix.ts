@@ -215,12 +215,20 @@ function isNoEnt(err: unknown): boolean {
 }
 
 function acquire(l: Location, record: string): PosixHandle | Held {
-  const loc = l as PosixLocation
+  const r = take(l as PosixLocation, record, false) as number | string | null
+  if (typeof r === 'number') return { fd: r }
+  return { held: true, record: r }
+}
+
+/**
+ * One call to the addon's acquire: the descriptor (acquired), or held: the
+ * holder's record, or with `keep` the descriptor to wait on, [fd, writable].
+ */
+function take(loc: PosixLocation, record: string, keep: boolean): number | string | null | [number, boolean] {
   for (let attempt = 0; ; attempt++) {
     const d = openDir(loc)
-    let r: number | string | null
     try {
-      r = native.acquire(d.fd, fileArg(loc), loc.mode, loc.enforceMode, record)
+      return native.acquire(d.fd, fileArg(loc), loc.mode, loc.enforceMode, record, keep)
     } catch (err) {
       // Our directory was deleted under us (creating in it fails with
       // ENOENT): set it up again, once.
@@ -230,8 +238,6 @@ function acquire(l: Location, record: string): PosixHandle | Held {
       }
       fromNative(err, loc.path)
     }
-    if (typeof r === 'number') return { fd: r }
-    return { held: true, record: r }
   }
 }
 
@@ -305,6 +311,8 @@ interface Waiter {
   writable: boolean
   /** The addon's pending blocking wait, which uses `fd`. */
   blocked: unknown
+  /** `fd` was just tried and found held: wait at once. */
+  tried: boolean
   record: (at: number) => string
   resolve: (v: Acquired<PosixHandle> | Held) => void
   reject: (e: unknown) => void
@@ -344,10 +352,12 @@ function pump(id: string): void {
     const w = q[0]!
     if (w.blocked !== undefined) return
     try {
-      const at = attempt(w)
+      const at = w.tried ? -1 : attempt(w)
+      w.tried = false
       if (at >= 0) acquired(w, at)
       else if (BLOCKING) {
-        w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(w.loc), w.writable, w.record(0), (state: number, value: number, syscall: string) =>
+        const { loc } = w
+        w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, loc.enforceMode, w.record(0), (state: number, value: number, syscall: string) =>
           woken(w, state, value, syscall),
         )
       }
@@ -395,7 +405,8 @@ function woken(w: Waiter, state: number, value: number, syscall: string): void {
 function attempt(w: Waiter): number {
   for (let i = 0; i < 64; i++) {
     const at = Date.now()
-    const state = native.lock(w.fd, w.dir.fd, fileArg(w.loc), w.writable, w.record(at)) as number
+    const { loc } = w
+    const state = native.lock(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, loc.enforceMode, w.record(at)) as number
     if (state === 0) return at
     if (state !== WAIT_STALE) return -1
     reopen(w)
@@ -483,6 +494,15 @@ function stopChecking(): void {
 
 function wait(l: Location, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<PosixHandle> | Held> {
   const loc = l as PosixLocation
+  // Nobody of ours queued for it: one try as tryLock makes, keeping the
+  // descriptor to wait on if it is held.
+  let first: [number, boolean] | undefined
+  if (!queues.has(loc.id)) {
+    const at = Date.now()
+    const r = take(loc, record(at), true)
+    if (typeof r === 'number') return Promise.resolve({ handle: { fd: r }, at })
+    first = r as [number, boolean]
+  }
   return new Promise((resolve, reject) => {
     const w: Waiter = {
       loc,
@@ -490,6 +510,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
       fd: -1,
       writable: false,
       blocked: undefined,
+      tried: false,
       record,
       resolve,
       reject,
@@ -497,7 +518,8 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
       onAbort: undefined,
       signal,
     }
-    openWaiterFd(w)
+    if (first === undefined) openWaiterFd(w)
+    else [w.fd, w.writable, w.tried] = [first[0], first[1], true]
     pending++
     keepAlive()
     let q = queues.get(loc.id)

@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { inspect, tryLock } from '../src/index.js'
+import { inspect, lock, tryLock } from '../src/index.js'
 import { isRoot, spawnChildAs, tmpDir, uniqueName } from './helpers.js'
 
 function lockFile(dir: string, name: string): string {
@@ -28,6 +28,22 @@ describe('hostile files at the lock path', () => {
     fs.writeFileSync(victim, 'precious')
     fs.linkSync(victim, lockFile(dir, name))
     expect(() => tryLock(name, { dir })).toThrow(expect.objectContaining({ code: 'EMLINK', path: lockFile(dir, name) }))
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
+  })
+
+  it('a planted hard link held by someone: a failed try reports it held, and a waiter that gets it refuses it (EMLINK), victim unchanged', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const victim = path.join(dir, 'victim')
+    fs.writeFileSync(victim, 'precious')
+    fs.linkSync(victim, lockFile(dir, name))
+    // flock(1) holds it until its stdin closes.
+    const holder = spawn('flock', ['-x', lockFile(dir, name), 'sh', '-c', 'echo held; read x'], { stdio: ['pipe', 'pipe', 'inherit'] })
+    await new Promise((r) => holder.stdout.once('data', r))
+    expect(() => tryLock(name, { dir })).toThrow(expect.objectContaining({ code: 'ELOCKED', holder: undefined }))
+    const pending = lock(name, { dir, data: { x: 1 } })
+    holder.stdin.end()
+    await expect(pending).rejects.toMatchObject({ code: 'EMLINK', path: lockFile(dir, name) })
     expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
   })
 
