@@ -638,15 +638,18 @@ Napi::Value SameFile(const Napi::CallbackInfo& info) {
 // Waiting: a thread of our own (never one of libuv's pool) blocks in
 // flock(LOCK_EX), so the kernel itself hands the lock over the moment the
 // holder releases it or dies, with no polling and no event to miss. The
-// thread then does what the loop would do after a flock (re-check that the
-// descriptor still names the lock file, set the inspection indicator, write
-// the holder record stamped with the time) and tells the loop through a
-// uv_async_t. A process woken from idle runs slowly for a while, so the less
-// its loop has to do, the sooner the caller holds the lock.
+// thread wakes the loop at once and, while the loop's thread is being
+// scheduled, does what the loop would do after a flock: check the file,
+// re-check that the descriptor still names it, set the inspection indicator,
+// write the holder record stamped with the time. It then reports. A process
+// woken from idle runs slowly for a while, so the less its loop has to do,
+// the sooner the caller holds the lock.
 //
 // Threads are kept for the next wait (up to kMaxIdle, parked on a condition
 // variable, costing nothing): creating one per wait, and its exit, cost more
-// than the rest of a handoff. Parked threads keep nothing alive.
+// than the rest of a handoff. Parked threads keep nothing alive. Each
+// environment (thread running JS) has one async handle and one callback for
+// all its waits; ended waits queue for it.
 //
 // A wait that settles otherwise (timeout, abort) is cancelled with
 // pthread_cancel: cancellation is enabled, asynchronous, only around the
@@ -660,6 +663,7 @@ Napi::Value SameFile(const Napi::CallbackInfo& info) {
 enum WaitState { kWaitAcquired = 0, kWaitStale = 2, kWaitFailed = 3, kWaitCancelled = 4, kWaitFlocked = 5 };
 
 struct BlockingWait;
+struct Waits;
 
 struct WaitThread {
   pthread_t thread{};
@@ -673,6 +677,7 @@ std::vector<WaitThread*> g_idle;
 constexpr size_t kMaxIdle = 4;
 
 struct BlockingWait {
+  uint32_t id = 0;
   int fd = -1;
   int dirfd = AT_FDCWD;  // our own duplicate, closed at the end
   std::string name;
@@ -684,18 +689,37 @@ struct BlockingWait {
   std::string record;
   size_t stamp_at = 0;
   WaitThread* runner = nullptr;  // guarded by g_threads_mutex; null once done
-  uv_async_t* async = nullptr;
+  Waits* owner = nullptr;
+  std::atomic<int> state{-1};    // kWaitFlocked, then a final WaitState
+  int err = 0;                   // kWaitFailed: errno
+  const char* syscall = "flock";
+  double at = 0;                 // kWaitAcquired: ms since the epoch
+  bool cancelled = false;        // loop thread only
+};
+
+// The waits of one environment. `ended` is filled by the threads and
+// emptied by the loop; a thread reports with the mutex held, so once a wait
+// is in `ended` its thread has finished with the environment's handle too.
+struct Waits {
   napi_env env = nullptr;
+  uv_async_t* async = nullptr;
   napi_ref callback = nullptr;
   napi_ref resource = nullptr;
   napi_async_context context = nullptr;
-  std::atomic<int> state{-1};
-  int err = 0;                // kWaitFailed: errno
-  const char* syscall = "flock";
-  double at = 0;              // kWaitAcquired: ms since the epoch
-  bool cancelled = false;     // loop thread only
-  struct Waits* owner = nullptr;
+  std::vector<BlockingWait*> active;  // loop thread only
+  size_t referenced = 0;              // active waits not cancelled
+  uint32_t next_id = 1;
+  pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+  std::vector<BlockingWait*> ended;   // guarded by mutex
 };
+
+void Report(BlockingWait* w) {
+  Waits* waits = w->owner;
+  pthread_mutex_lock(&waits->mutex);
+  waits->ended.push_back(w);
+  uv_async_send(waits->async);
+  pthread_mutex_unlock(&waits->mutex);
+}
 
 // The time as src/record.ts stamps it, 24 characters: 1970-01-01T00:00:00.000Z.
 const char kStampPlaceholder[] = "\"startedAt\":\"1970-01-01T00:00:00.000Z\"";
@@ -715,12 +739,6 @@ double StampNow(char* out) {
   return static_cast<double>(secs) * 1000 + ms;
 }
 
-// The waits of one environment (one per thread running JS), so a Worker that
-// ends with waits pending stops their threads.
-struct Waits {
-  std::vector<BlockingWait*> active;
-};
-
 // Runs in a thread cancelled in flock, as it unwinds: the thread ends here.
 void ThreadCancelled(void* arg) {
   auto* t = static_cast<WaitThread*>(arg);
@@ -731,7 +749,7 @@ void ThreadCancelled(void* arg) {
   pthread_cond_destroy(&t->wake);
   delete t;
   w->state.store(kWaitCancelled);
-  uv_async_send(w->async);
+  Report(w);
 }
 
 // After flock(LOCK_EX) returned 0: as LockFd after a successful flock.
@@ -765,9 +783,9 @@ bool RunWait(WaitThread* t, BlockingWait* w) {
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &ignored);
     if (r == 0) {
       // Wake the loop now: its thread takes a while to be scheduled, and
-      // meanwhile this one verifies and writes the record.
+      // meanwhile this one finishes the acquisition.
       w->state.store(kWaitFlocked);
-      uv_async_send(w->async);
+      uv_async_send(w->owner->async);
       Acquired(w);
       break;
     }
@@ -784,8 +802,8 @@ bool RunWait(WaitThread* t, BlockingWait* w) {
   bool keep = !t->doomed && g_idle.size() < kMaxIdle;
   if (keep) g_idle.push_back(t);
   pthread_mutex_unlock(&g_threads_mutex);
-  // The last touch of `w`: the loop may free it as soon as it runs.
-  uv_async_send(w->async);
+  // The last touch of `w` and of its environment.
+  Report(w);
   return keep;
 }
 
@@ -837,8 +855,15 @@ int Dispatch(BlockingWait* w) {
   return err;
 }
 
+// A pending wait keeps the process alive, as a timer does; a cancelled one
+// does not.
+void Unreference(Waits* waits) {
+  if (--waits->referenced == 0) uv_unref(reinterpret_cast<uv_handle_t*>(waits->async));
+}
+
 void Cancel(BlockingWait* w) {
   w->cancelled = true;
+  Unreference(w->owner);
   pthread_mutex_lock(&g_threads_mutex);
   if (w->runner != nullptr) {
     w->runner->doomed = true;
@@ -847,11 +872,7 @@ void Cancel(BlockingWait* w) {
   pthread_mutex_unlock(&g_threads_mutex);
 }
 
-void OnAsyncClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); }
-
-// Lets go of everything but the callback's data, once the thread has
-// reported the end of the wait (after that it no longer touches it, and
-// closing the async handle waits for a concurrent send to return).
+// Lets go of a wait whose thread has reported.
 void Finish(BlockingWait* w) {
   auto& active = w->owner->active;
   for (size_t i = 0; i < active.size(); i++) {
@@ -861,83 +882,122 @@ void Finish(BlockingWait* w) {
       break;
     }
   }
-  w->async->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(w->async), OnAsyncClosed);
   if (w->cancelled) close(w->fd);
   if (w->dirfd != AT_FDCWD) close(w->dirfd);
-  if (w->callback != nullptr) napi_delete_reference(w->env, w->callback);
-  if (w->resource != nullptr) napi_delete_reference(w->env, w->resource);
+  delete w;
 }
 
 // Runs from the libuv loop, also while the environment is being torn down,
 // when calling into JS is no longer possible: plain Node-API calls with their
 // status checked, so a failure is a quiet return and never an abort.
-// callback(state, value, syscall): kWaitAcquired with the time, kWaitStale,
-// or kWaitFailed with errno and syscall.
-void OnWaitEnded(uv_async_t* handle) {
-  auto* w = static_cast<BlockingWait*>(handle->data);
-  if (w == nullptr) return;
-  int state = w->state.load();
-  if (state < 0 || state == kWaitFlocked) return;  // the final report follows
-  napi_env env = w->env;
-  napi_async_context context = w->context;
-  w->context = nullptr;
-  napi_handle_scope scope;
-  if (w->cancelled || napi_open_handle_scope(env, &scope) != napi_ok) {
+// callback(id, state, value, syscall) for each ended wait not cancelled:
+// kWaitAcquired with the time, kWaitStale, or kWaitFailed with errno and
+// syscall.
+void OnWaitsEnded(uv_async_t* handle) {
+  auto* waits = static_cast<Waits*>(handle->data);
+  if (waits == nullptr) return;
+  std::vector<BlockingWait*> ended;
+  pthread_mutex_lock(&waits->mutex);
+  ended.swap(waits->ended);
+  pthread_mutex_unlock(&waits->mutex);
+  napi_env env = waits->env;
+  for (BlockingWait* w : ended) {
+    int state = w->state.load();
+    if (w->cancelled) {
+      Finish(w);
+      continue;
+    }
+    uint32_t id = w->id;
+    double value = state == kWaitAcquired ? w->at : w->err;
+    const char* syscall = w->syscall;
+    Unreference(waits);
     Finish(w);
-    delete w;
-    if (context != nullptr) napi_async_destroy(env, context);
-    return;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) continue;
+    napi_value fn, resource, argv[4], ret;
+    bool ok = napi_get_reference_value(env, waits->callback, &fn) == napi_ok &&
+              napi_get_reference_value(env, waits->resource, &resource) == napi_ok &&
+              napi_create_uint32(env, id, &argv[0]) == napi_ok &&
+              napi_create_int32(env, state, &argv[1]) == napi_ok &&
+              napi_create_double(env, value, &argv[2]) == napi_ok &&
+              napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &argv[3]) == napi_ok;
+    // MakeCallback drains the microtask and nextTick queues afterwards, as
+    // any libuv-driven call into JS must.
+    napi_status status = ok ? napi_make_callback(env, waits->context, resource, fn, 4, argv, &ret) : napi_ok;
+    if (status == napi_pending_exception) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+    napi_close_handle_scope(env, scope);
   }
-  napi_value fn, resource, argv[3], ret;
-  bool ok = napi_get_reference_value(env, w->callback, &fn) == napi_ok &&
-            napi_get_reference_value(env, w->resource, &resource) == napi_ok &&
-            napi_create_int32(env, state, &argv[0]) == napi_ok &&
-            napi_create_double(env, state == kWaitAcquired ? w->at : w->err, &argv[1]) == napi_ok &&
-            napi_create_string_utf8(env, w->syscall, NAPI_AUTO_LENGTH, &argv[2]) == napi_ok;
-  Finish(w);
-  delete w;
-  // MakeCallback drains the microtask and nextTick queues afterwards, as any
-  // libuv-driven call into JS must.
-  napi_status status = ok ? napi_make_callback(env, context, resource, fn, 3, argv, &ret) : napi_ok;
-  if (status == napi_pending_exception) {
-    napi_value err;
-    if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
-  }
-  if (context != nullptr) napi_async_destroy(env, context);
-  napi_close_handle_scope(env, scope);
 }
 
-// The environment ends: cancel every wait and let each thread report.
+void OnAsyncClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); }
+
+// The environment ends: cancel every wait, let each thread report, and let
+// go of everything.
 void StopWaits(void* arg) {
   auto* waits = static_cast<Waits*>(arg);
-  while (!waits->active.empty()) {
-    BlockingWait* w = waits->active.back();
+  for (BlockingWait* w : waits->active) {
     if (!w->cancelled) Cancel(w);
-    while (w->state.load() < 0 || w->state.load() == kWaitFlocked) sched_yield();
-    if (w->context != nullptr) napi_async_destroy(w->env, w->context);
-    Finish(w);
-    delete w;
   }
+  for (;;) {
+    pthread_mutex_lock(&waits->mutex);
+    bool all = waits->ended.size() == waits->active.size();
+    pthread_mutex_unlock(&waits->mutex);
+    if (all) break;
+    sched_yield();
+  }
+  OnWaitsEnded(waits->async);  // every wait is cancelled: nothing is called
+  waits->async->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(waits->async), OnAsyncClosed);
+  waits->async = nullptr;
 }
 
-Waits* GetWaits(Napi::Env env) {
-  Waits* waits = env.GetInstanceData<Waits>();
-  if (waits == nullptr) {
-    waits = new Waits();
-    env.SetInstanceData<Waits>(waits);
-    napi_add_env_cleanup_hook(env, StopWaits, waits);
-  }
-  return waits;
+void FinalizeWaits(Napi::Env env, Waits* waits) {
+  if (waits->context != nullptr) napi_async_destroy(env, waits->context);
+  if (waits->callback != nullptr) napi_delete_reference(env, waits->callback);
+  if (waits->resource != nullptr) napi_delete_reference(env, waits->resource);
+  pthread_mutex_destroy(&waits->mutex);
+  delete waits;
 }
 
-// waitStart(fd, dirfd, name, writable, mode, enforceMode, record|null,
-// callback) -> wait. A thread blocks in flock(fd, LOCK_EX), then verifies
-// the lock and writes `record` (made for an acquisition at time 0: its
-// startedAt is replaced by the time of the acquisition) as lock() does. Until it calls back, the
-// pending wait keeps the process alive, as a timer does.
+// waitInit(callback): this environment's callback for ended waits, and its
+// async handle. Once; later calls keep the first callback.
+Napi::Value WaitInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (env.GetInstanceData<Waits>() != nullptr) return env.Undefined();
+  auto* waits = new Waits();
+  waits->env = env;
+  napi_create_reference(env, info[0], 1, &waits->callback);
+  napi_value resource;
+  napi_create_object(env, &resource);
+  napi_create_reference(env, resource, 1, &waits->resource);
+  napi_async_init(env, resource, Napi::String::New(env, "instance-lock:wait"), &waits->context);
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  waits->async = new uv_async_t();
+  uv_async_init(loop, waits->async, OnWaitsEnded);
+  waits->async->data = waits;
+  uv_unref(reinterpret_cast<uv_handle_t*>(waits->async));
+  env.SetInstanceData<Waits, FinalizeWaits>(waits);
+  napi_add_env_cleanup_hook(env, StopWaits, waits);
+  return env.Undefined();
+}
+
+// waitStart(fd, dirfd, name, writable, mode, enforceMode, record|null) -> id.
+// A thread blocks in flock(fd, LOCK_EX), then checks and verifies the lock
+// and writes `record` (made for an acquisition at time 0: its startedAt is
+// replaced by the time of the acquisition) as lock() does, and the callback
+// given to waitInit is called with the id. Until then the pending wait keeps
+// the process alive, as a timer does.
 Napi::Value WaitStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  Waits* waits = env.GetInstanceData<Waits>();
+  if (waits == nullptr || waits->async == nullptr) {
+    ThrowSystemError(env, EINVAL, "waitStart", "");
+    return env.Undefined();
+  }
   auto* w = new BlockingWait();
   w->fd = info[0].As<Napi::Number>().Int32Value();
   int dirfd = info[1].As<Napi::Number>().Int32Value();
@@ -975,43 +1035,38 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
-  w->env = env;
-  w->owner = GetWaits(env);
-  uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
-  w->async = new uv_async_t();
-  uv_async_init(loop, w->async, OnWaitEnded);
-  w->async->data = w;
-  napi_create_reference(env, info[7], 1, &w->callback);
-  napi_value resource;
-  napi_create_object(env, &resource);
-  napi_create_reference(env, resource, 1, &w->resource);
-  napi_async_init(env, resource, Napi::String::New(env, "instance-lock:wait"), &w->context);
-  w->owner->active.push_back(w);
+  w->owner = waits;
+  w->id = waits->next_id++;
+  if (waits->next_id == 0) waits->next_id = 1;
   int err = Dispatch(w);
   if (err != 0) {
-    // Nothing ran: undo it all here.
-    w->state.store(kWaitFailed);
-    napi_async_destroy(env, w->context);
-    Finish(w);
+    if (w->dirfd != AT_FDCWD) close(w->dirfd);
     delete w;
     ThrowSystemError(env, err, "pthread_create", "");
     return env.Undefined();
   }
-  return Napi::External<BlockingWait>::New(env, w);
+  waits->active.push_back(w);
+  if (waits->referenced++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(waits->async));
+  return Napi::Number::New(env, w->id);
 }
 
-// waitCancel(wait): ends the wait without calling back. The wait owns the
+// waitCancel(id): ends the wait without calling back. The wait owns the
 // descriptor from here on and closes it once its thread has reported (which
 // drops the lock if the thread got it meanwhile); nothing of it keeps the
 // process alive. Only for a wait whose callback has not run.
 Napi::Value WaitCancel(const Napi::CallbackInfo& info) {
-  auto* w = info[0].As<Napi::External<BlockingWait>>().Data();
-  if (!w->cancelled) {
-    uv_unref(reinterpret_cast<uv_handle_t*>(w->async));
-    Cancel(w);
+  Napi::Env env = info.Env();
+  Waits* waits = env.GetInstanceData<Waits>();
+  uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+  if (waits != nullptr) {
+    for (BlockingWait* w : waits->active) {
+      if (w->id == id && !w->cancelled) {
+        Cancel(w);
+        break;
+      }
+    }
   }
-  return info.Env().Undefined();
+  return env.Undefined();
 }
 #endif
 
@@ -1030,6 +1085,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("fsType", Napi::Function::New(env, FsType, "fsType"));
   exports.Set("sameFile", Napi::Function::New(env, SameFile, "sameFile"));
 #if defined(__linux__)
+  exports.Set("waitInit", Napi::Function::New(env, WaitInit, "waitInit"));
   exports.Set("waitStart", Napi::Function::New(env, WaitStart, "waitStart"));
   exports.Set("waitCancel", Napi::Function::New(env, WaitCancel, "waitCancel"));
 #endif

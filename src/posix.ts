@@ -309,8 +309,8 @@ interface Waiter {
   dir: Dir
   fd: number
   writable: boolean
-  /** The addon's pending blocking wait, which uses `fd`. */
-  blocked: unknown
+  /** The id of the addon's pending blocking wait, which uses `fd`. */
+  blocked: number | undefined
   /** `fd` was just tried and found held: wait at once. */
   tried: boolean
   record: (at: number) => string
@@ -324,6 +324,8 @@ interface Waiter {
 const BLOCKING = typeof native.waitStart === 'function'
 const CHECK_INTERVAL = BLOCKING ? 250 : 10
 const queues = new Map<string, Waiter[]>()
+const blocked = new Map<number, Waiter>()
+let blockingReady = false
 let pending = 0
 let checkTimer: NodeJS.Timeout | undefined
 
@@ -356,10 +358,13 @@ function pump(id: string): void {
       w.tried = false
       if (at >= 0) acquired(w, at)
       else if (BLOCKING) {
+        if (!blockingReady) {
+          native.waitInit(onWaitEnded)
+          blockingReady = true
+        }
         const { loc } = w
-        w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, loc.enforceMode, w.record(0), (state: number, value: number, syscall: string) =>
-          woken(w, state, value, syscall),
-        )
+        w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, loc.enforceMode, w.record(0)) as number
+        blocked.set(w.blocked, w)
       }
     } catch (err) {
       settle(w)
@@ -384,7 +389,10 @@ const WAIT_STALE = 2
  * The blocking wait ended: acquired at `value` ms, acquired a file that is
  * no longer the lock file, or failed with errno `value` in `syscall`.
  */
-function woken(w: Waiter, state: number, value: number, syscall: string): void {
+function onWaitEnded(id: number, state: number, value: number, syscall: string): void {
+  const w = blocked.get(id)
+  if (w === undefined) return
+  blocked.delete(id)
   w.blocked = undefined
   if (state === WAIT_ACQUIRED) return acquired(w, value)
   if (state === WAIT_STALE) {
@@ -425,6 +433,7 @@ function reopen(w: Waiter): void {
 function unblock(w: Waiter): void {
   if (w.blocked === undefined) return
   native.waitCancel(w.blocked)
+  blocked.delete(w.blocked)
   w.blocked = undefined
   w.fd = -1
 }
