@@ -257,12 +257,12 @@ describe.skipIf(process.platform !== 'linux')('lock(): waiting threads (Linux)',
     // At most four threads stay parked for the next waits (none of a
     // cancelled wait: cancelling ends its thread).
     await eventually(() => threads() <= base + 4, `threads back to at most ${base} + 4, now ${threads()}`)
-    const ac = new AbortController()
-    const waits = names.map((n) => lock(n, { dir, signal: ac.signal }).catch((e: Error) => e))
+    const acs = names.map(() => new AbortController())
+    const waits = names.map((n, i) => lock(n, { dir, signal: acs[i]!.signal }).catch((e: Error) => e))
     await new Promise((r) => setTimeout(r, 50))
     // One thread per blocked wait (parked ones, up to four, are reused).
     expect(threads()).toBeGreaterThanOrEqual(base + names.length - 4)
-    ac.abort()
+    for (const ac of acs) ac.abort()
     await Promise.all(waits)
     await eventually(() => threads() <= base + 4, `threads back to at most ${base} + 4, now ${threads()}`)
   })
