@@ -1,4 +1,5 @@
 import { fork, spawn } from 'node:child_process'
+import { setMaxListeners } from 'node:events'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -111,6 +112,8 @@ describe('lock(): waiting', () => {
     const names = Array.from({ length: 16 }, (_, i) => uniqueName(`pool${i}`))
     for (const n of names) await child.call('tryLock', n, { dir })
     const ac = new AbortController()
+    // One signal for all 16 waits: each adds a listener.
+    setMaxListeners(names.length, ac.signal)
     const waits = names.map((n) => lock(n, { dir, signal: ac.signal }).catch((e) => e))
     const t0 = Date.now()
     await fs.promises.readFile(__filename)
