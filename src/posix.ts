@@ -113,16 +113,23 @@ function openDir(loc: PosixLocation): Dir {
     dirs.set(loc.dir, d)
     return d
   }
-  try {
-    mkdirSync(loc.dir, { mode: loc.kind === 'user' ? 0o700 : 0o777 })
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw withPath(err, loc.dir)
-  }
+  // Opened first and made only if missing: it nearly always exists, and a
+  // failed mkdirSync costs a thrown error, a tenth of a guard's start-up.
   let fd: number
   try {
-    fd = openSync(loc.dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
+    fd = openDirFd(loc.dir)
   } catch (err) {
-    throw withPath(err, loc.dir)
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw withPath(err, loc.dir)
+    try {
+      mkdirSync(loc.dir, { mode: loc.kind === 'user' ? 0o700 : 0o777 })
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw withPath(e, loc.dir)
+    }
+    try {
+      fd = openDirFd(loc.dir)
+    } catch (e) {
+      throw withPath(e, loc.dir)
+    }
   }
   try {
     verifyDir(fd, loc)
@@ -135,6 +142,10 @@ function openDir(loc: PosixLocation): Dir {
   d = { fd }
   dirs.set(loc.dir, d)
   return d
+}
+
+function openDirFd(dir: string): number {
+  return openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
 }
 
 /** The name the addon opens relative to the directory's descriptor. */
