@@ -220,11 +220,14 @@ async function perOp(kind, workers, floor) {
       if (r.holder !== undefined) extra[s] = { holderReported: r.holder !== null }
     }
   }
+  // The ratio is the median of each round's ratio to that round's floor-min:
+  // the machine's speed drifts over a run (by half, on a shared VM), and
+  // within a round every subject runs within a few hundred milliseconds.
   const out = {}
-  const floorMin = median(samples['floor-min'])
+  const floorMin = samples['floor-min']
   for (const s of subjects) {
-    const m = median(samples[s])
-    out[s] = { median: m, ratio: m / floorMin, batch: n[s], samples: samples[s], ...extra[s] }
+    const ratios = samples[s].map((x, i) => x / floorMin[i])
+    out[s] = { median: median(samples[s]), ratio: median(ratios), batch: n[s], samples: samples[s], ...extra[s] }
   }
   return out
 }
@@ -355,7 +358,14 @@ async function contention(groups, dirs) {
       out[lib].runs.push({ counts: rs.map((r) => r.count), final, ms: ms(end, start) })
     }
   }
-  for (const lib of LIBRARIES) out[lib].median = median(out[lib].rates)
+  // Rates drift with the machine from round to round; within a round every
+  // library ran back to back, so instance-lock's rate over each peer's is
+  // taken per round too.
+  const own = out['instance-lock'].rates
+  for (const lib of LIBRARIES) {
+    out[lib].median = median(out[lib].rates)
+    out[lib].ownOverThis = median(own.map((r, i) => r / out[lib].rates[i]))
+  }
   return out
 }
 

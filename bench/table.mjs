@@ -55,5 +55,15 @@ export function renderTable(report) {
   const md =
     [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ':--' : '--:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') +
     '\n'
-  return { text, markdown: md }
+  const c = report.results.contention
+  const note =
+    c?.['fs-native-extensions']?.ownOverThis === undefined
+      ? ''
+      : `\ncontention, instance-lock's rate over each peer's in the same round (median of ${c['instance-lock'].rates.length} rounds): ` +
+        Object.entries(c)
+          .filter(([lib]) => lib !== 'instance-lock')
+          .map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`)
+          .join(', ') +
+        '\n'
+  return { text: text + note, markdown: md + note }
 }
