@@ -1,11 +1,8 @@
 // Builds dist/: declarations with tsc, and the JavaScript as two CommonJS
 // bundles (the library and the CLI), because `require('instance-lock')` in
-// the first line of main() should cost one module load, not fifteen. There
-// is no separate ESM build: `import` loads the same bundle, so `import` and
-// `require` share one module instance (one addon load, one registry of held
-// locks). package.json has no "exports" map for the same reason it is one
-// file: the first package with one makes Node 20 load and warm up its ESM
-// resolver, 1 to 3 ms of a guard's start-up.
+// the first line of main() should cost one module load, not fifteen. The ESM
+// entry is a thin wrapper over the CommonJS bundle, so `import` and `require`
+// share one module instance: one addon load, one registry of held locks.
 // Built next to dist/ and swapped in, so a process loading dist/ meanwhile
 // never sees half of it.
 import { execFileSync } from 'node:child_process'
@@ -58,11 +55,14 @@ try {
     fs.writeFileSync(file, NOTICE + '\n' + fs.readFileSync(file, 'utf8'))
   }
 
-  // `import { tryLock } from 'instance-lock'` loads this same bundle: Node
-  // finds its named exports with its CommonJS lexer, from esbuild's
-  // annotation `0 && (module.exports = { a, b })`.
+  // esbuild annotates the export names for Node's CommonJS lexer:
+  // `0 && (module.exports = { a, b })`.
   const cjs = fs.readFileSync(path.join(out, 'index.js'), 'utf8')
-  if (!/0 && \(module\.exports = \{[^}]*\}\)/.test(cjs)) throw new Error('build-ts: no export annotation in the CommonJS bundle')
+  const annotation = /0 && \(module\.exports = \{([^}]*)\}\)/.exec(cjs)
+  if (annotation === null) throw new Error('build-ts: no export annotation in the CommonJS bundle')
+  const names = annotation[1].split(',').map((n) => n.trim()).filter(Boolean).sort()
+  fs.writeFileSync(path.join(out, 'index.mjs'), `import cjs from './index.js'\n\nexport const { ${names.join(', ')} } = cjs\n`)
+  fs.writeFileSync(path.join(out, 'index.d.mts'), `export * from './index.js'\n`)
 
   const dist = path.join(root, 'dist')
   const old = path.join(root, `dist.old.${process.pid}`)

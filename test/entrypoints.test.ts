@@ -27,16 +27,6 @@ describe('entry points', () => {
     expect(r.stdout.trim().split('\n')).toEqual(['true', 'true', 'true true'])
   })
 
-  it('require() resolves the package without loading Node\'s ESM resolver (no "exports" map to cost a guard 1 to 3 ms)', () => {
-    const r = node(['-e', `
-      const before = new Set(process.moduleLoadList)
-      require('instance-lock')
-      console.log(JSON.stringify(process.moduleLoadList.filter((m) => !before.has(m) && m.includes('esm'))))
-    `])
-    expect(r.stderr).toBe('')
-    expect(r.stdout.trim()).toBe('[]')
-  })
-
   it('installs no signal or exit handlers and leaves nothing keeping the process alive', () => {
     const name = uniqueName()
     const r = node(['-e', `

@@ -1,4 +1,5 @@
-// Type-checked (never run) against the packed types, required from CommonJS.
+// Type-checked (never run) against the packed types through the `require`
+// condition of package.json "exports".
 import instanceLock = require('instance-lock')
 
 const held: instanceLock.Lock = instanceLock.tryLock('web', { dir: '/tmp' })

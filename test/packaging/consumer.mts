@@ -1,5 +1,5 @@
-// Type-checked (never run) against the packed types, imported from ESM
-// (named imports of the CommonJS entry, as Node provides them).
+// Type-checked (never run) against the packed types through the `import`
+// condition of package.json "exports".
 import { LockedError, inspect, list, lock, singleInstance, tryLock } from 'instance-lock'
 import type { Holder, Lock, LockStatus } from 'instance-lock'
 
