@@ -8,6 +8,7 @@ export const COLUMNS = [
   { key: 'crash', title: 'crash → held ms', unit: 'ms' },
   { key: 'handoff', title: 'handoff ms', unit: 'ms' },
   { key: 'guard', title: 'guard require ms', unit: 'ms' },
+  { key: 'guardNetExports', title: 'guard − exports ms', unit: 'ms' },
   { key: 'guardWall', title: 'guard wall Δ ms', unit: 'ms' },
   { key: 'idle', title: 'idle waiter CPU %', unit: '%' },
   { key: 'contention', title: 'contention acq/s', unit: '/s' },
@@ -35,6 +36,7 @@ export function cells(report, subject) {
     get('crash', 'ms'),
     get('handoff', 'ms'),
     get('guard', 'ms'),
+    get('guard', 'ms', 'netOfExports'),
     get('guard', 'ms', 'wallOverBare'),
     get('idle', '%'),
     get('contention', '/s'),
@@ -56,7 +58,7 @@ export function renderTable(report) {
     [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ':--' : '--:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') +
     '\n'
   const c = report.results.contention
-  const note =
+  const contention =
     c?.['fs-native-extensions']?.ownOverThis === undefined
       ? ''
       : `\ncontention, instance-lock's rate over each peer's in the same round (median of ${c['instance-lock'].rates.length} rounds): ` +
@@ -65,5 +67,13 @@ export function renderTable(report) {
           .map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`)
           .join(', ') +
         '\n'
+  const g = report.results.guard
+  const exportsMs = g?.['empty-exports']?.median
+  const withMap = Object.keys(g ?? {}).filter((lib) => g[lib].hasExportsMap)
+  const exportsNote =
+    exportsMs === undefined
+      ? ''
+      : `\nguard − exports: less what requiring an empty package with an "exports" map costs, ${fmt(exportsMs, 'ms')} ms (Node 20 loads its ESM resolver for the first such package in a process, whichever it is), for the libraries that have one: ${withMap.join(', ') || 'none'}.\n`
+  const note = contention + exportsNote
   return { text: text + note, markdown: md + note }
 }
