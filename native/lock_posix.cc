@@ -22,6 +22,7 @@
 
 #if defined(__linux__)
 #include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
@@ -845,7 +846,16 @@ int Dispatch(BlockingWait* w) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   // It runs flock, a few more calls and the cancellation's unwinding.
   pthread_attr_setstacksize(&attr, 256 * 1024);
+  // Every signal blocked from its first instruction on (the mask is
+  // inherited), so the process's signals go to its other threads: a handler
+  // run here with asynchronous cancellation enabled could be cut off
+  // halfway by a cancel (libuv's takes a lock), and nothing here needs
+  // interrupting but the cancel, which the C library keeps deliverable.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   int err = pthread_create(&t->thread, &attr, WaitThreadMain, t);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&attr);
   if (err != 0) {
     w->runner = nullptr;

@@ -49,6 +49,7 @@ __asm__(".symver __fxstatat,__fxstatat@" INSTANCE_LOCK_FXSTATAT_VERSION);
 __asm__(".symver pthread_create,pthread_create@" INSTANCE_LOCK_PTHREAD_VERSION);
 __asm__(".symver pthread_cancel,pthread_cancel@" INSTANCE_LOCK_PTHREAD_VERSION);
 __asm__(".symver pthread_attr_setstacksize,pthread_attr_setstacksize@" INSTANCE_LOCK_PTHREAD_VERSION);
+__asm__(".symver pthread_sigmask,pthread_sigmask@" INSTANCE_LOCK_PTHREAD_VERSION);
 // What pthread_cleanup_push and pthread_cleanup_pop expand to.
 __asm__(".symver __pthread_register_cancel,__pthread_register_cancel@" INSTANCE_LOCK_CANCEL_VERSION);
 __asm__(".symver __pthread_unregister_cancel,__pthread_unregister_cancel@" INSTANCE_LOCK_CANCEL_VERSION);

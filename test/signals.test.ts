@@ -7,10 +7,11 @@ import { FIXTURES, tmpDir, uniqueName } from './helpers.js'
 describe('signals and cleaners', () => {
   it('lock operations survive a shower of signals (EINTR is retried)', async () => {
     const dir = tmpDir()
-    const proc = fork(path.join(FIXTURES, 'signalled.cjs'), [uniqueName(), dir, '5000'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const proc = fork(path.join(FIXTURES, 'signalled.cjs'), [uniqueName(), dir, '5000', '3000'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const exit = new Promise<number | null>((resolve) => proc.once('exit', resolve))
     await new Promise((r) => proc.once('message', r))
-    const done = new Promise<{ signals: number }>((resolve) => proc.once('message', (m) => resolve(m as { signals: number })))
+    type Result = { signals: number; rounds: number; waits: number; error?: string }
+    const done = new Promise<Result>((resolve) => proc.once('message', (m) => resolve(m as Result)))
     proc.send('go')
     let finished = false
     void done.then(() => (finished = true))
@@ -18,7 +19,12 @@ describe('signals and cleaners', () => {
       proc.kill('SIGUSR1')
       await new Promise((r) => setImmediate(r))
     }
-    expect((await done).signals).toBeGreaterThan(0)
+    const result = await done
+    expect(result.error).toBeUndefined()
+    expect(result.signals).toBeGreaterThan(0)
+    // At least one round of 100 tryLocks and lock()s, under fire.
+    expect(result.rounds).toBeGreaterThanOrEqual(100)
+    expect(result.waits).toBe(result.rounds / 100)
     proc.kill()
     await exit
   })
