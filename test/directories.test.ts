@@ -35,6 +35,20 @@ describe.skipIf(!isRoot)('scope directories (needs root for a private /dev/shm)'
     expect(r.stdout.trim().split('\n')).toEqual(['locked', '666'])
   })
 
+  it('makes missing scope directories (user 700, machine 1777), and again when one is deleted while in use', () => {
+    const r = inPrivateShm(
+      'true',
+      `const il = require(process.env.IL_ROOT); const fs = require('fs')
+       const mode = (p) => (fs.statSync(p).mode & 0o7777).toString(8)
+       il.tryLock('a').release(); il.tryLock('m', { scope: 'machine' }).release()
+       console.log(mode('/dev/shm/instance-lock-0'), mode('/dev/shm/instance-lock'))
+       fs.rmSync('/dev/shm/instance-lock-0', { recursive: true })
+       il.tryLock('b'); console.log(mode('/dev/shm/instance-lock-0'), fs.existsSync('/dev/shm/instance-lock-0/b.lock'))`,
+    )
+    expect(r.stderr).toBe('')
+    expect(r.stdout.trim().split('\n')).toEqual(['700 1777', '700 true'])
+  })
+
   it('closes a user directory of ours that others could enter', () => {
     const r = inPrivateShm(
       'mkdir -m 0777 /dev/shm/instance-lock-0',
