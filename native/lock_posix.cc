@@ -639,10 +639,9 @@ Napi::Value SameFile(const Napi::CallbackInfo& info) {
 // Waiting: a thread of our own (never one of libuv's pool) blocks in
 // flock(LOCK_EX), so the kernel itself hands the lock over the moment the
 // holder releases it or dies, with no polling and no event to miss. The
-// thread wakes the loop at once and, while the loop's thread is being
-// scheduled, does what the loop would do after a flock: check the file,
+// thread then does what the loop would do after a flock (check the file,
 // re-check that the descriptor still names it, set the inspection indicator,
-// write the holder record stamped with the time. It then reports. A process
+// write the holder record stamped with the time) and reports. A process
 // woken from idle runs slowly for a while, so the less its loop has to do,
 // the sooner the caller holds the lock.
 //
@@ -661,7 +660,7 @@ Napi::Value SameFile(const Napi::CallbackInfo& info) {
 // never reused: a cancel that arrives just after flock returned stays
 // pending and would hit its next wait. No signal handler of ours is
 // involved, and an idle waiter costs no CPU at all.
-enum WaitState { kWaitAcquired = 0, kWaitStale = 2, kWaitFailed = 3, kWaitCancelled = 4, kWaitFlocked = 5 };
+enum WaitState { kWaitAcquired = 0, kWaitStale = 2, kWaitFailed = 3, kWaitCancelled = 4 };
 
 struct BlockingWait;
 struct Waits;
@@ -691,7 +690,7 @@ struct BlockingWait {
   size_t stamp_at = 0;
   WaitThread* runner = nullptr;  // guarded by g_threads_mutex; null once done
   Waits* owner = nullptr;
-  std::atomic<int> state{-1};    // kWaitFlocked, then a final WaitState
+  std::atomic<int> state{-1};    // a WaitState once ended
   int err = 0;                   // kWaitFailed: errno
   const char* syscall = "flock";
   double at = 0;                 // kWaitAcquired: ms since the epoch
@@ -783,10 +782,6 @@ bool RunWait(WaitThread* t, BlockingWait* w) {
     int err = errno;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &ignored);
     if (r == 0) {
-      // Wake the loop now: its thread takes a while to be scheduled, and
-      // meanwhile this one finishes the acquisition.
-      w->state.store(kWaitFlocked);
-      uv_async_send(w->owner->async);
       Acquired(w);
       break;
     }

@@ -393,8 +393,10 @@ function acquired(w: Waiter, at: number): void {
   w.resolve({ handle: { fd }, at })
 }
 
-const WAIT_ACQUIRED = 0
-const WAIT_STALE = 2
+// What the addon's lock() and a blocking wait end with (besides held, and
+// failures): the lock is ours, or the descriptor no longer names the lock file.
+const ACQUIRED = 0
+const STALE = 2
 
 /**
  * The blocking wait ended: acquired at `value` ms, acquired a file that is
@@ -405,8 +407,8 @@ function onWaitEnded(id: number, state: number, value: number, syscall: string):
   if (w === undefined) return
   blocked.delete(id)
   w.blocked = undefined
-  if (state === WAIT_ACQUIRED) return acquired(w, value)
-  if (state === WAIT_STALE) {
+  if (state === ACQUIRED) return acquired(w, value)
+  if (state === STALE) {
     try {
       reopen(w)
     } catch (err) {
@@ -426,8 +428,8 @@ function attempt(w: Waiter): number {
     const at = Date.now()
     const { loc } = w
     const state = native.lock(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, loc.enforceMode, w.record(at)) as number
-    if (state === 0) return at
-    if (state !== WAIT_STALE) return -1
+    if (state === ACQUIRED) return at
+    if (state !== STALE) return -1
     reopen(w)
   }
   throw systemError(11, 'flock', w.loc.path)

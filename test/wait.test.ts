@@ -29,16 +29,22 @@ function waiter(mode: string, name: string, dir: string) {
   return { proc, lines, line, exited }
 }
 
+/** A lock of a fresh name in a fresh directory, held by a child process. */
+async function heldElsewhere() {
+  const dir = tmpDir()
+  const name = uniqueName()
+  const child = await spawnChild()
+  const { path } = await child.call<{ path: string }>('tryLock', name, { dir })
+  return { dir, name, child, path }
+}
+
 function openFds(): number {
   return fs.readdirSync('/proc/self/fd').length
 }
 
 describe('lock(): waiting', () => {
   it('gets the lock when the holder in another process releases it', async () => {
-    const dir = tmpDir()
-    const name = uniqueName()
-    const child = await spawnChild()
-    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const { dir, name, child, path: p } = await heldElsewhere()
     let acquired: Lock | undefined
     const pending = lock(name, { dir }).then((l) => (acquired = l))
     await new Promise((r) => setImmediate(r))
@@ -51,10 +57,7 @@ describe('lock(): waiting', () => {
   })
 
   it('gets the lock when the holder is SIGKILLed', async () => {
-    const dir = tmpDir()
-    const name = uniqueName()
-    const child = await spawnChild()
-    await child.call('tryLock', name, { dir })
+    const { dir, name, child } = await heldElsewhere()
     const pending = lock(name, { dir })
     await child.kill('SIGKILL')
     const l = await pending
@@ -86,10 +89,7 @@ describe('lock(): waiting', () => {
   })
 
   it('rejects at once for an already-aborted signal, and on abort while waiting, leaving no descriptor behind', async () => {
-    const dir = tmpDir()
-    const name = uniqueName()
-    const child = await spawnChild()
-    await child.call('tryLock', name, { dir })
+    const { dir, name, child } = await heldElsewhere()
     const fds = openFds()
     await expect(lock(name, { dir, timeout: 1 })).rejects.toMatchObject({ code: 'ELOCKED' })
     const reason = new Error('why')
@@ -139,10 +139,7 @@ describe('lock(): waiting', () => {
   })
 
   it('each release hands the lock to one waiter, in FIFO order within a process', async () => {
-    const dir = tmpDir()
-    const name = uniqueName()
-    const child = await spawnChild()
-    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const { dir, name, child, path: p } = await heldElsewhere()
     const order: number[] = []
     const locks: Lock[] = []
     const waits = [0, 1, 2, 3].map((i) =>
@@ -181,10 +178,7 @@ describe('lock(): waiting', () => {
   })
 
   it('follows the lock file when another is renamed over it while waiting, and ignores the orphan', async () => {
-    const dir = tmpDir()
-    const name = uniqueName()
-    const child = await spawnChild()
-    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const { dir, name, child, path: p } = await heldElsewhere()
     let acquired = false
     const pending = lock(name, { dir }).then((l) => {
       acquired = true
@@ -208,10 +202,7 @@ describe('lock(): waiting', () => {
   })
 
   it('takes a new lock file created where the old one was deleted, though the old holder keeps the orphan', async () => {
-    const dir = tmpDir()
-    const name = uniqueName()
-    const child = await spawnChild()
-    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const { dir, name, child, path: p } = await heldElsewhere()
     const pending = lock(name, { dir })
     await new Promise((r) => setImmediate(r))
     fs.unlinkSync(p)
@@ -230,10 +221,7 @@ function threads(): number {
 
 describe.skipIf(process.platform !== 'linux')('lock(): waiting threads (Linux)', () => {
   it('the holder record and acquiredAt carry the time the waiting thread took the lock', async () => {
-    const dir = tmpDir()
-    const name = uniqueName()
-    const child = await spawnChild()
-    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const { dir, name, child, path: p } = await heldElsewhere()
     const pending = lock(name, { dir, data: { port: 1 } })
     await new Promise((r) => setTimeout(r, 20))
     const before = Date.now()
@@ -289,10 +277,7 @@ describe.skipIf(process.platform !== 'linux')('lock(): waiting threads (Linux)',
   })
 
   it('a Worker ended while its lock() waits: no crash, its thread is stopped, the lock stays usable', async () => {
-    const dir = tmpDir()
-    const name = uniqueName()
-    const child = await spawnChild()
-    const { path: p } = await child.call<{ path: string }>('tryLock', name, { dir })
+    const { dir, name, child, path: p } = await heldElsewhere()
     const base = threads()
     const w = new Worker(
       `const { parentPort, workerData: d } = require('node:worker_threads')
