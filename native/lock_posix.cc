@@ -265,29 +265,23 @@ enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
 // Proves that the descriptor, flocked a moment ago, still names the file
 // `name`: between our open and our flock a previous holder or a cleaner may
 // have unlinked or replaced it, and a lock on an orphaned inode excludes
-// nobody. `opened` is the identity of a descriptor already checked with
-// CheckFile (a descriptor's dev/ino never change, and while the name
-// resolves to them the file is linked, so no second fstat is needed);
-// without one, the descriptor is checked here. On kStale and on failure the
-// flock is dropped.
-int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode, bool enforce_mode,
-                 const FileId* opened, int* err, const char** syscall) {
+// nobody. The descriptor is checked first (CheckFile), as nothing may be
+// written to it otherwise. On kStale and on failure the flock is dropped.
+int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode, bool enforce_mode, int* err,
+                 const char** syscall) {
   FileId own, named;
-  if (opened == nullptr) {
-    if (IdentityOfFd(fd, &own) != 0) {
-      *err = errno;
-      *syscall = "fstat";
-    } else {
-      *err = CheckFile(fd, own, mode, enforce_mode, syscall);
-    }
-    if (*err != 0) {
-      FlockRetry(fd, LOCK_UN);
-      return -1;
-    }
-    opened = &own;
+  if (IdentityOfFd(fd, &own) != 0) {
+    *err = errno;
+    *syscall = "fstat";
+  } else {
+    *err = CheckFile(fd, own, mode, enforce_mode, syscall);
   }
-  if (IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || opened->dev != named.dev ||
-      opened->ino != named.ino) {
+  if (*err != 0) {
+    FlockRetry(fd, LOCK_UN);
+    return -1;
+  }
+  if (IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || own.dev != named.dev ||
+      own.ino != named.ino) {
     FlockRetry(fd, LOCK_UN);
     return kStale;
   }
@@ -316,7 +310,7 @@ int LockFd(int fd, int dirfd, const char* name, bool writable, mode_t mode, bool
     *syscall = "flock";
     return -1;
   }
-  return VerifyLocked(fd, dirfd, name, writable, mode, enforce_mode, nullptr, err, syscall);
+  return VerifyLocked(fd, dirfd, name, writable, mode, enforce_mode, err, syscall);
 }
 
 // Eight lowercase hex digits, as "%08x" would print them (snprintf is a
@@ -483,31 +477,20 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
       ThrowSystemError(env, r.err, r.syscall, name.str());
       return env.Undefined();
     }
-    if (FlockRetry(r.fd, LOCK_EX | LOCK_NB) != 0) {
-      int err = errno;
-      if (err == EWOULDBLOCK || err == EAGAIN) {
-        if (info[5].ToBoolean()) {
-          Napi::Array out = Napi::Array::New(env, 2);
-          out.Set(0u, Napi::Number::New(env, r.fd));
-          out.Set(1u, Napi::Boolean::New(env, r.writable));
-          return out;
-        }
-        Napi::Value record = RecordOrNull(env, r.fd);
-        close(r.fd);
-        return record;
-      }
-      close(r.fd);
-      ThrowSystemError(env, err, "flock", name.str());
-      return env.Undefined();
-    }
-    CheckLockFile(&r, mode, enforce);
-    if (r.fd < 0) {
-      ThrowSystemError(env, r.err, r.syscall, name.str());
-      return env.Undefined();
-    }
     int err = 0;
     const char* syscall = "flock";
-    int state = VerifyLocked(r.fd, dirfd, name.c_str(), r.writable, mode, enforce, &r.id, &err, &syscall);
+    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, mode, enforce, &err, &syscall);
+    if (state == kHeld) {
+      if (info[5].ToBoolean()) {
+        Napi::Array out = Napi::Array::New(env, 2);
+        out.Set(0u, Napi::Number::New(env, r.fd));
+        out.Set(1u, Napi::Boolean::New(env, r.writable));
+        return out;
+      }
+      Napi::Value record = RecordOrNull(env, r.fd);
+      close(r.fd);
+      return record;
+    }
     if (state == kAcquired) {
       if (r.writable && info[4].IsString()) {
         // Read only now: a failed try never converts the record.
@@ -754,8 +737,8 @@ void ThreadCancelled(void* arg) {
 
 // After flock(LOCK_EX) returned 0: as LockFd after a successful flock.
 void Acquired(BlockingWait* w) {
-  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->writable, w->mode, w->enforce_mode, nullptr,
-                           &w->err, &w->syscall);
+  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->writable, w->mode, w->enforce_mode, &w->err,
+                           &w->syscall);
   if (state < 0) {
     w->state.store(kWaitFailed);
     return;
