@@ -14,9 +14,11 @@
 // floor-min:      open + flock(LOCK_EX|LOCK_NB) + close
 // floor-protocol: what native/lock_posix.cc does for acquire + release:
 //                 openat(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK),
-//                 flock, fstat of the descriptor, fstatat identity re-check,
-//                 F_OFD_SETLK indicator, pwrite of the record at offset 0,
-//                 close; a failed try is openat, flock, pread, close.
+//                 flock, statx of the descriptor without timestamps (its
+//                 link count is the re-check on ext4, where the bench
+//                 runs), F_OFD_SETLK indicator, pwrite of the record at
+//                 offset 0, then F_UNLCK of the indicator, LOCK_UN, close;
+//                 a failed try is openat, flock, pread, close.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -58,16 +60,20 @@ static void cycle_min(void) {
 static void cycle_protocol(void) {
   int fd = openat(dirfd_, "floor.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
   if (fd < 0) die("openat");
-  struct stat st, named;
+  struct statx sx;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) die("flock");
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1) die("fstat");
-  if (fstatat(dirfd_, "floor.lock", &named, AT_SYMLINK_NOFOLLOW) != 0 || st.st_ino != named.st_ino) die("fstatat");
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID | STATX_INO, &sx) != 0 ||
+      !S_ISREG(sx.stx_mode) || sx.stx_nlink != 1)
+    die("statx");
   struct flock fl;
   memset(&fl, 0, sizeof fl);
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
   fcntl(fd, F_OFD_SETLK, &fl);
   if (pwrite(fd, record, sizeof record - 1, 0) != (ssize_t)(sizeof record - 1)) die("pwrite");
+  fl.l_type = F_UNLCK;
+  fcntl(fd, F_OFD_SETLK, &fl);
+  flock(fd, LOCK_UN);
   close(fd);
 }
 

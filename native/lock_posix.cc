@@ -222,15 +222,27 @@ OpenResult OpenLockFileUnchecked(int dirfd, const char* name, mode_t mode) {
   return r;
 }
 
+// What is checked of a lock file (the `checks` argument of open, lock,
+// acquire and waitStart): kCheckMode, it has the scope's mode (machine
+// scope); kCheckName, after each flock its name is looked up again and must
+// still lead to it. Without kCheckName only its link count is looked at: a
+// file unlinked or replaced (renamed over) has none left. src/ asks for the
+// lookup where that is not enough: on file systems where a client renames
+// a file deleted while open (NFS's .nfsXXXX, FUSE's .fuse_hidden), or where
+// a deletion may leave the opened inode's count alone (overlayfs: a file of
+// a lower layer opened read-only).
+constexpr int kCheckMode = 1;
+constexpr int kCheckName = 2;
+
 // A plain file that nothing else is linked to, with the scope's mode: 0, or
 // an errno and the failing call.
-int CheckFile(int fd, const FileId& st, mode_t mode, bool enforce_mode, const char** syscall) {
+int CheckFile(int fd, const FileId& st, mode_t mode, int checks, const char** syscall) {
   *syscall = "open";
   if (!S_ISREG(st.mode)) return S_ISDIR(st.mode) ? EISDIR : EINVAL;
   // A hard link planted at the lock path would make us write the holder
   // record into someone else's file.
   if (st.nlink > 1) return EMLINK;
-  if (enforce_mode && st.uid == geteuid() && (st.mode & 07777) != mode) {
+  if ((checks & kCheckMode) != 0 && st.uid == geteuid() && (st.mode & 07777) != mode) {
     // Machine scope: the creator's umask must not lock other users out.
     // fchmod on the descriptor, never chmod by path.
     *syscall = "fchmod";
@@ -241,12 +253,12 @@ int CheckFile(int fd, const FileId& st, mode_t mode, bool enforce_mode, const ch
 
 // CheckFile on an open descriptor: fills r->id, or sets r->err and
 // r->syscall and closes the descriptor.
-void CheckLockFile(OpenResult* r, mode_t mode, bool enforce_mode) {
+void CheckLockFile(OpenResult* r, mode_t mode, int checks) {
   if (IdentityOfFd(r->fd, &r->id) != 0) {
     r->err = errno;
     r->syscall = "fstat";
   } else {
-    r->err = CheckFile(r->fd, r->id, mode, enforce_mode, &r->syscall);
+    r->err = CheckFile(r->fd, r->id, mode, checks, &r->syscall);
   }
   if (r->err != 0) {
     close(r->fd);
@@ -254,9 +266,9 @@ void CheckLockFile(OpenResult* r, mode_t mode, bool enforce_mode) {
   }
 }
 
-OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, bool enforce_mode) {
+OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, int checks) {
   OpenResult r = OpenLockFileUnchecked(dirfd, name, mode);
-  if (r.fd >= 0) CheckLockFile(&r, mode, enforce_mode);
+  if (r.fd >= 0) CheckLockFile(&r, mode, checks);
   return r;
 }
 
@@ -265,25 +277,29 @@ enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
 // Proves that the descriptor, flocked a moment ago, still names the file
 // `name`: between our open and our flock a previous holder or a cleaner may
 // have unlinked or replaced it, and a lock on an orphaned inode excludes
-// nobody. The descriptor is checked first (CheckFile), as nothing may be
-// written to it otherwise. On kStale and on failure the flock is dropped.
-int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode, bool enforce_mode, int* err,
+// nobody. An orphan has no link left; with kCheckName the name must also
+// still lead to the descriptor's device and inode. The descriptor is checked
+// (CheckFile) before anything is written to it. On kStale and on failure the
+// flock is dropped.
+int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode, int checks, int* err,
                  const char** syscall) {
   FileId own, named;
   if (IdentityOfFd(fd, &own) != 0) {
     *err = errno;
     *syscall = "fstat";
-  } else {
-    *err = CheckFile(fd, own, mode, enforce_mode, syscall);
-  }
-  if (*err != 0) {
     FlockRetry(fd, LOCK_UN);
     return -1;
   }
-  if (IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || own.dev != named.dev ||
-      own.ino != named.ino) {
+  if (own.nlink == 0 ||
+      ((checks & kCheckName) != 0 && (IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 ||
+                                       own.dev != named.dev || own.ino != named.ino))) {
     FlockRetry(fd, LOCK_UN);
     return kStale;
+  }
+  *err = CheckFile(fd, own, mode, checks, syscall);
+  if (*err != 0) {
+    FlockRetry(fd, LOCK_UN);
+    return -1;
   }
 #ifdef F_OFD_SETLK
   // Linux: an open-file-description lock next to the flock, so inspectors can
@@ -302,7 +318,7 @@ int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode
 }
 
 // flock(LOCK_EX|LOCK_NB), then VerifyLocked.
-int LockFd(int fd, int dirfd, const char* name, bool writable, mode_t mode, bool enforce_mode, int* err,
+int LockFd(int fd, int dirfd, const char* name, bool writable, mode_t mode, int checks, int* err,
            const char** syscall) {
   if (FlockRetry(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK || errno == EAGAIN) return kHeld;
@@ -310,7 +326,7 @@ int LockFd(int fd, int dirfd, const char* name, bool writable, mode_t mode, bool
     *syscall = "flock";
     return -1;
   }
-  return VerifyLocked(fd, dirfd, name, writable, mode, enforce_mode, err, syscall);
+  return VerifyLocked(fd, dirfd, name, writable, mode, checks, err, syscall);
 }
 
 // Eight lowercase hex digits, as "%08x" would print them (snprintf is a
@@ -411,15 +427,15 @@ Napi::Value RecordOrNull(Napi::Env env, int fd) {
   return env.Null();
 }
 
-// open(dirfd, name, mode, enforceMode) -> [fd, writable]
+// open(dirfd, name, mode, checks) -> [fd, writable]
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int dirfd = info[0].As<Napi::Number>().Int32Value();
   Utf8Arg name(env, info[1]);
   if (!name.ok()) return env.Undefined();
   mode_t mode = info[2].As<Napi::Number>().Uint32Value();
-  bool enforce = info[3].As<Napi::Boolean>();
-  OpenResult r = OpenLockFile(dirfd, name.c_str(), mode, enforce);
+  int checks = info[3].As<Napi::Number>().Int32Value();
+  OpenResult r = OpenLockFile(dirfd, name.c_str(), mode, checks);
   if (r.fd < 0) {
     ThrowSystemError(env, r.err, r.syscall, name.str());
     return env.Undefined();
@@ -430,7 +446,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// lock(fd, dirfd, name, writable, mode, enforceMode, record|null) ->
+// lock(fd, dirfd, name, writable, mode, checks, record|null) ->
 // 0 acquired | 1 held | 2 stale (the descriptor no longer names the file:
 // reopen). On 0 the file has been checked as by open() and the record has
 // been written when `record` is a string and `writable`.
@@ -442,10 +458,10 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   if (!name.ok()) return env.Undefined();
   bool writable = info[3].As<Napi::Boolean>();
   mode_t mode = info[4].As<Napi::Number>().Uint32Value();
-  bool enforce = info[5].As<Napi::Boolean>();
+  int checks = info[5].As<Napi::Number>().Int32Value();
   int err = 0;
   const char* syscall = "flock";
-  int state = LockFd(fd, dirfd, name.c_str(), writable, mode, enforce, &err, &syscall);
+  int state = LockFd(fd, dirfd, name.c_str(), writable, mode, checks, &err, &syscall);
   if (state < 0) {
     ThrowSystemError(env, err, syscall, name.str());
     return env.Undefined();
@@ -457,7 +473,7 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, state);
 }
 
-// acquire(dirfd, name, mode, enforceMode, record, keep) -> fd | held: the
+// acquire(dirfd, name, mode, checks, record, keep) -> fd | held: the
 // holder's record (string|null), or with `keep` the open descriptor to wait
 // on, [fd, writable] — open + lock + write in one call, the tryLock fast
 // path. Identity changes between open and flock are retried here.
@@ -467,7 +483,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Utf8Arg name(env, info[1]);
   if (!name.ok()) return env.Undefined();
   mode_t mode = info[2].As<Napi::Number>().Uint32Value();
-  bool enforce = info[3].As<Napi::Boolean>();
+  int checks = info[3].As<Napi::Number>().Int32Value();
   for (int attempt = 0; attempt < 64; attempt++) {
     // A failed try is open, flock, read the record, close: what the file is
     // matters only once it is ours to write to, so it is checked after the
@@ -479,7 +495,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     }
     int err = 0;
     const char* syscall = "flock";
-    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, mode, enforce, &err, &syscall);
+    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, mode, checks, &err, &syscall);
     if (state == kHeld) {
       if (info[5].ToBoolean()) {
         Napi::Array out = Napi::Array::New(env, 2);
@@ -582,6 +598,31 @@ Napi::Value FlockJs(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
+// Drops the lock held on `fd`, then closes it. close() alone frees the locks
+// only with the last reference to the open file description: a child that
+// inherited the descriptor, or anyone reading /proc/<pid>/fd or fdinfo at
+// that moment (lsof, fuser, monitoring agents), would keep the lock held
+// after release() returned, and this process's next tryLock would be
+// refused by its own lock. The indicator goes first, as it came last: it is
+// only ever set while the flock is held.
+void ReleaseFd(int fd) {
+#ifdef F_OFD_SETLK
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_UNLCK;
+  fl.l_whence = SEEK_SET;
+  fcntl(fd, F_OFD_SETLK, &fl);
+#endif
+  FlockRetry(fd, LOCK_UN);
+  close(fd);
+}
+
+// release(fd): see ReleaseFd.
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  ReleaseFd(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   // close() is not retried on EINTR: on Linux the descriptor is gone anyway.
   close(info[0].As<Napi::Number>().Int32Value());
@@ -666,7 +707,7 @@ struct BlockingWait {
   std::string name;
   bool writable = false;
   mode_t mode = 0;
-  bool enforce_mode = false;
+  int checks = 0;
   // The holder record, header room in front, with kStampPlaceholder where
   // the acquisition time goes; empty for none.
   std::string record;
@@ -737,7 +778,7 @@ void ThreadCancelled(void* arg) {
 
 // After flock(LOCK_EX) returned 0: as LockFd after a successful flock.
 void Acquired(BlockingWait* w) {
-  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->writable, w->mode, w->enforce_mode, &w->err,
+  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->writable, w->mode, w->checks, &w->err,
                            &w->syscall);
   if (state < 0) {
     w->state.store(kWaitFailed);
@@ -870,7 +911,7 @@ void Finish(BlockingWait* w) {
       break;
     }
   }
-  if (w->cancelled) close(w->fd);
+  if (w->cancelled) ReleaseFd(w->fd);  // its thread may have got the lock
   if (w->dirfd != AT_FDCWD) close(w->dirfd);
   delete w;
 }
@@ -973,7 +1014,7 @@ Napi::Value WaitInit(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// waitStart(fd, dirfd, name, writable, mode, enforceMode, record|null) -> id.
+// waitStart(fd, dirfd, name, writable, mode, checks, record|null) -> id.
 // A thread blocks in flock(fd, LOCK_EX), then checks and verifies the lock
 // and writes `record` (made for an acquisition at time 0: its startedAt is
 // replaced by the time of the acquisition) as lock() does, and the callback
@@ -999,7 +1040,7 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
   }
   w->writable = info[3].As<Napi::Boolean>();
   w->mode = info[4].As<Napi::Number>().Uint32Value();
-  w->enforce_mode = info[5].As<Napi::Boolean>();
+  w->checks = info[5].As<Napi::Number>().Int32Value();
   if (info[6].IsString()) {
     Utf8Arg record(env, info[6], kHeaderLen);
     if (!record.ok()) {
@@ -1062,6 +1103,8 @@ Napi::Value WaitCancel(const Napi::CallbackInfo& info) {
 
 void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("AT_FDCWD", Napi::Number::New(env, AT_FDCWD));
+  exports.Set("CHECK_MODE", Napi::Number::New(env, kCheckMode));
+  exports.Set("CHECK_NAME", Napi::Number::New(env, kCheckName));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
   exports.Set("acquire", Napi::Function::New(env, Acquire, "acquire"));
@@ -1070,6 +1113,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("writeRecord", Napi::Function::New(env, WriteRecordJs, "writeRecord"));
   exports.Set("flock", Napi::Function::New(env, FlockJs, "flock"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("release", Napi::Function::New(env, Release, "release"));
   exports.Set("fsType", Napi::Function::New(env, FsType, "fsType"));
   exports.Set("sameFile", Napi::Function::New(env, SameFile, "sameFile"));
 #if defined(__linux__)

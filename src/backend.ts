@@ -51,7 +51,12 @@ export interface Backend<H = unknown> {
    * Never blocks the event loop or occupies the libuv thread pool.
    */
   wait(loc: Location, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<H> | Held>
-  release(loc: Location, handle: H): void
+  /**
+   * Releases the lock. `shared`: the handle was handed to a child process
+   * (`instance-lock run`), which holds the lock on after this process lets
+   * go; only our own reference is dropped.
+   */
+  release(loc: Location, handle: H, shared?: boolean): void
   update(loc: Location, handle: H, record: string): void
   /** Is it held, and by whom? Takes nothing; `null`: no lock object exists. */
   probe(loc: Location): Probe | null

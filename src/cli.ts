@@ -451,7 +451,9 @@ function runHolding(held: Lock, command: string[]): Promise<number> {
       if (settled) return
       settled = true
       for (const s of FORWARDED) process.off(s, forward)
-      held.release()
+      // Whatever COMMAND passed the descriptor on to keeps holding the lock.
+      if (inherit) held.releaseShared()
+      else held.release()
       resolve(code)
     }
     if (child.pid !== undefined) {

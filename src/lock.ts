@@ -98,6 +98,17 @@ export class Lock implements Disposable {
     this.#backend.release(this.#loc, this.#handle)
   }
 
+  /**
+   * @internal Lets go of this process's part of a lock whose descriptor a
+   * child process inherited (`instance-lock run`): the child holds it on.
+   */
+  releaseShared(): void {
+    if (this.#released) return
+    this.#released = true
+    registry.delete(this.#loc.id)
+    this.#backend.release(this.#loc, this.#handle, true)
+  }
+
   /** Same as `release()`: `using lock = tryLock('x')` releases at the end of the block. */
   [dispose](): void {
     this.release()

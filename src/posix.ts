@@ -29,6 +29,8 @@ export interface PosixHandle {
 
 interface Dir {
   fd: number
+  /** The addon's CHECK_NAME where a file's link count cannot be trusted to show its deletion. */
+  checks: number
 }
 
 const USER_MODE = 0o600
@@ -108,8 +110,7 @@ function openDir(loc: PosixLocation): Dir {
     } catch (err) {
       throw withPath(err, loc.dir)
     }
-    warnIfNetwork(loc.dir)
-    d = { fd: native.AT_FDCWD }
+    d = { fd: native.AT_FDCWD, checks: fsChecks(loc.dir) }
     dirs.set(loc.dir, d)
     return d
   }
@@ -138,8 +139,7 @@ function openDir(loc: PosixLocation): Dir {
     closeSync(fd)
     throw err
   }
-  warnIfNetwork(loc.dir)
-  d = { fd }
+  d = { fd, checks: fsChecks(loc.dir) }
   dirs.set(loc.dir, d)
   return d
 }
@@ -196,21 +196,37 @@ function checkDirForRead(loc: PosixLocation): void {
 // differ): NFS, SMB/CIFS, FUSE (sshfs…), Ceph, AFS, 9p, GFS2, OCFS2.
 const NETWORK_FS = new Set([0x6969, 0x517b, 0xff534d42, 0xfe534d42, 0x65735546, 0x00c36400, 0x5346414f, 0x01021997, 0x01161970, 0x7461636f])
 const NETWORK_FS_NAMES = new Set(['nfs', 'smbfs', 'afpfs', 'webdav', 'cifs'])
+// Linux file systems where deleting or replacing a file drops the open
+// inode's link count to zero, so that count alone shows a lock file gone
+// between open and flock: ext2/3/4, XFS, Btrfs, tmpfs, ramfs, F2FS, ZFS,
+// bcachefs. Elsewhere (NFS and FUSE rename a deleted open file; overlayfs
+// leaves a lower layer's inode alone; every other system) the lock file's
+// name is looked up again after each flock, one more system call.
+const LINK_COUNT_FS = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x858458f6, 0xf2f52010, 0x2fc12fc1, 0xca451a4e])
 
-function warnIfNetwork(dir: string): void {
-  if (warnedNetwork.has(dir)) return
-  warnedNetwork.add(dir)
+/**
+ * The addon's name check for lock files in `dir`, decided once per directory
+ * set-up; warns (once) when `dir` is on a network file system.
+ */
+function fsChecks(dir: string): number {
   let type: number | string
   try {
     type = native.fsType(dir)
   } catch {
-    return
+    return native.CHECK_NAME
   }
-  if (typeof type === 'number' ? NETWORK_FS.has(type) : NETWORK_FS_NAMES.has(type)) {
+  if (!warnedNetwork.has(dir) && (typeof type === 'number' ? NETWORK_FS.has(type) : NETWORK_FS_NAMES.has(type))) {
+    warnedNetwork.add(dir)
     process.emitWarning(`${dir} is on a network file system; flock there may not exclude processes on other machines`, {
       code: 'INSTANCE_LOCK_NETWORK_FS',
     })
   }
+  return typeof type === 'number' && LINK_COUNT_FS.has(type) ? 0 : native.CHECK_NAME
+}
+
+/** What the addon checks of `loc`'s file, in `d`. */
+function checksOf(loc: PosixLocation, d: Dir): number {
+  return (loc.enforceMode ? native.CHECK_MODE : 0) | d.checks
 }
 
 function withPath(err: unknown, p: string): unknown {
@@ -239,7 +255,7 @@ function take(loc: PosixLocation, record: string, keep: boolean): number | strin
   for (let attempt = 0; ; attempt++) {
     const d = openDir(loc)
     try {
-      return native.acquire(d.fd, fileArg(loc), loc.mode, loc.enforceMode, record, keep)
+      return native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep)
     } catch (err) {
       // Our directory was deleted under us (creating in it fails with
       // ENOENT): set it up again, once.
@@ -259,8 +275,9 @@ function forgetDir(dir: string): void {
   if (d.fd !== native.AT_FDCWD) closeSync(d.fd)
 }
 
-function release(l: Location, h: PosixHandle): void {
-  native.close(h.fd)
+function release(l: Location, h: PosixHandle, shared = false): void {
+  if (shared) native.close(h.fd)
+  else native.release(h.fd)
   // A waiter of this process blocked in flock is woken by the kernel, as
   // one in another process is; one that retries learns at once.
   if (!BLOCKING && queues.has(l.id)) queueMicrotask(() => pump(l.id))
@@ -343,7 +360,7 @@ let checkTimer: NodeJS.Timeout | undefined
 function openWaiterFd(w: Waiter): void {
   for (let attempt = 0; ; attempt++) {
     try {
-      const [fd, writable] = native.open(w.dir.fd, fileArg(w.loc), w.loc.mode, w.loc.enforceMode) as [number, boolean]
+      const [fd, writable] = native.open(w.dir.fd, fileArg(w.loc), w.loc.mode, checksOf(w.loc, w.dir)) as [number, boolean]
       w.fd = fd
       w.writable = writable
       return
@@ -374,7 +391,7 @@ function pump(id: string): void {
           blockingReady = true
         }
         const { loc } = w
-        w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, loc.enforceMode, w.record(0)) as number
+        w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(0)) as number
         blocked.set(w.blocked, w)
       }
     } catch (err) {
@@ -427,7 +444,7 @@ function attempt(w: Waiter): number {
   for (let i = 0; i < 64; i++) {
     const at = Date.now()
     const { loc } = w
-    const state = native.lock(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, loc.enforceMode, w.record(at)) as number
+    const state = native.lock(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(at)) as number
     if (state === ACQUIRED) return at
     if (state !== STALE) return -1
     reopen(w)

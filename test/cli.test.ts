@@ -319,6 +319,23 @@ describe.skipIf(process.platform !== 'linux')('run', () => {
     l.release()
   })
 
+  it('a process COMMAND passed the descriptor on to holds the lock after COMMAND and instance-lock exit', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    // sh leaves a sleep running in the background, with fd 3, and exits.
+    const r = await cli('run', name, '--dir', dir, '--', 'sh', '-c', 'sleep 60 </dev/null >/dev/null 2>&1 & echo $!')
+    expect(r.code).toBe(0)
+    const pid = Number(r.stdout.trim())
+    try {
+      expect(inspect(name, { dir }).locked).toBe(true)
+      expect(() => tryLock(name, { dir })).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
+    } finally {
+      process.kill(pid, 'SIGKILL')
+    }
+    await expect.poll(() => hasExited(pid), { timeout: 10_000 }).toBe(true)
+    tryLock(name, { dir }).release()
+  })
+
   it('stop finds COMMAND once instance-lock is gone, and a stubborn COMMAND is killed with --force', async () => {
     const dir = tmpDir()
     const name = uniqueName()

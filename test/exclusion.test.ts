@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import util from 'node:util'
@@ -53,6 +54,32 @@ describe('exclusion', () => {
     expect(() => tryLock(name, { dir })).toThrow(LockedError)
     await child.call('release', p)
     tryLock(name, { dir }).release()
+  })
+
+  // close() frees a flock only with the last reference to the open file
+  // description; a child that inherited it, or lsof reading /proc/<pid>/fd
+  // at that moment, holds one. release() must free the lock all the same.
+  it.runIf(process.platform === 'linux')('release() frees the lock though another process shares its descriptor', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const l = tryLock(name, { dir })
+    const fd = fs.readdirSync('/proc/self/fd').map(Number).find((n) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${n}`) === l.path
+      } catch {
+        return false
+      }
+    })
+    expect(fd).toBeDefined()
+    const sharer = spawn(process.execPath, ['-e', 'process.stdin.resume(); console.log("ready")'], { stdio: ['pipe', 'pipe', 'inherit', fd!] })
+    try {
+      await new Promise((resolve) => sharer.stdout!.once('data', resolve))
+      l.release()
+      expect(inspect(name, { dir }).locked).toBe(false)
+      tryLock(name, { dir }).release()
+    } finally {
+      sharer.kill()
+    }
   })
 
   it('keeps different keys independent and one key one lock, whatever its spelling', async () => {

@@ -66,3 +66,47 @@ describe('mutual exclusion under stress', () => {
     await runStress('wait', 6, 150)
   }, 180_000)
 })
+
+// What the addon does after every successful flock (native/lock_posix.cc,
+// VerifyLocked): a descriptor opened before its file was deleted or replaced
+// must never count as the lock, whichever way the file system is checked.
+describe.runIf(process.platform !== 'win32')('re-check after flock', async () => {
+  const { native } = await import('../src/binding.js')
+  const ACQUIRED = 0
+  const STALE = 2
+
+  /** Opens `file` as a waiter does, changes it with `change`, then flocks the old descriptor. */
+  function lockAfter(change: (file: string) => void, checks: number): number {
+    const file = path.join(tmpDir(), 'x.lock')
+    const [fd] = native.open(native.AT_FDCWD, file, 0o644, checks) as [number, boolean]
+    try {
+      change(file)
+      return native.lock(fd, native.AT_FDCWD, file, true, 0o644, checks, null) as number
+    } finally {
+      native.close(fd)
+    }
+  }
+
+  const deleted = (file: string) => fs.unlinkSync(file)
+  const replaced = (file: string) => {
+    fs.writeFileSync(`${file}.new`, '')
+    fs.renameSync(`${file}.new`, file)
+  }
+  const movedAway = (file: string) => fs.renameSync(file, `${file}.old`)
+
+  it('by link count (local file systems): a deleted or replaced file is stale', () => {
+    expect(lockAfter(deleted, 0)).toBe(STALE)
+    expect(lockAfter(replaced, 0)).toBe(STALE)
+    expect(lockAfter(() => {}, 0)).toBe(ACQUIRED)
+  })
+
+  it('by name too (CHECK_NAME: NFS, FUSE, overlayfs, unknown): also a file moved away is stale', () => {
+    expect(lockAfter(deleted, native.CHECK_NAME)).toBe(STALE)
+    expect(lockAfter(replaced, native.CHECK_NAME)).toBe(STALE)
+    expect(lockAfter(movedAway, native.CHECK_NAME)).toBe(STALE)
+    expect(lockAfter(() => {}, native.CHECK_NAME)).toBe(ACQUIRED)
+    // The link count cannot tell a file moved away to another name (see the
+    // README: a renamed lock file excludes nobody, whatever the protocol).
+    expect(lockAfter(movedAway, 0)).toBe(ACQUIRED)
+  })
+})
