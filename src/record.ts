@@ -1,5 +1,5 @@
-import { hostname } from 'node:os'
 import type { Location } from './backend.js'
+import { native } from './binding.js'
 import type { Holder } from './types.js'
 
 let prefix: string | undefined
@@ -42,7 +42,7 @@ export function isoAt(ms: number): string {
  * lock and is the process to stop.
  */
 export function makeRecord(loc: Location, data: string | undefined, startedAt: string, pid = process.pid): string {
-  prefix ??= `,"hostname":${JSON.stringify(hostname())},"startedAt":"`
+  prefix ??= `,"hostname":${JSON.stringify(hostName())},"startedAt":"`
   return (
     `{"pid":${pid}${prefix}${startedAt}",` +
     `"name":${JSON.stringify(loc.name)},"scope":"${loc.scope}"` +
@@ -50,6 +50,15 @@ export function makeRecord(loc: Location, data: string | undefined, startedAt: s
     (data === undefined ? '' : `,"data":${data}`) +
     '}'
   )
+}
+
+/**
+ * os.hostname(), from the addon on Unix: loading node:os costs a tenth of a
+ * guard's start-up.
+ */
+function hostName(): string {
+  const name = typeof native.hostname === 'function' ? (native.hostname() as string | undefined) : undefined
+  return name ?? (require('node:os') as typeof import('node:os')).hostname()
 }
 
 // The last record made for each location: a loop of tryLock/release on one

@@ -1,4 +1,3 @@
-import { constants } from 'node:os'
 import { isHeld } from './backend.js'
 import type { Location } from './backend.js'
 import { LockedError, invalidArgType, invalidArgValue } from './errors.js'
@@ -165,7 +164,8 @@ function others(pids: number[]): number[] {
 function checkStopSignal(signal: unknown): NodeJS.Signals {
   if (signal === undefined) return 'SIGTERM'
   if (typeof signal !== 'string') throw invalidArgType('signal', "a signal name such as 'SIGTERM'", signal)
-  if (!Object.hasOwn(constants.signals, signal)) {
+  // node:os only here, where a signal is named: the guard's start-up would pay for it.
+  if (!Object.hasOwn((require('node:os') as typeof import('node:os')).constants.signals, signal)) {
     throw invalidArgValue('signal', `expected a signal name such as 'SIGTERM' or 'SIGINT', got ${JSON.stringify(signal.slice(0, 40))}`)
   }
   return signal as NodeJS.Signals

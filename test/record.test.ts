@@ -1,5 +1,8 @@
+import os from 'node:os'
 import { describe, expect, it } from 'vitest'
+import { inspect, tryLock } from '../src/index.js'
 import { isoAt, parseRecord } from '../src/record.js'
+import { tmpDir, uniqueName } from './helpers.js'
 
 describe('holder record timestamps', () => {
   it('formats every millisecond exactly as Date#toISOString does', () => {
@@ -39,5 +42,19 @@ describe('holder record timestamps', () => {
     const c = parseRecord(withData)!
     c.data!.port = 1
     expect(parseRecord(withData)!.data).toEqual({ port: 8080 })
+  })
+})
+
+describe('holder record', () => {
+  it('names the host as os.hostname() does (the addon asks gethostname() on Unix)', () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const l = tryLock(name, { dir })
+    try {
+      expect(l.holder.hostname).toBe(os.hostname())
+      expect(inspect(name, { dir }).holder?.hostname).toBe(os.hostname())
+    } finally {
+      l.release()
+    }
   })
 })
