@@ -473,10 +473,25 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, state);
 }
 
-// acquire(dirfd, name, mode, checks, record, keep) -> fd | held: the
-// holder's record (string|null), or with `keep` the open descriptor to wait
-// on, [fd, writable] — open + lock + write in one call, the tryLock fast
-// path. Identity changes between open and flock are retried here.
+// Whether the descriptor `fd` no longer names the lock file `name` (see
+// VerifyLocked), looked at without a lock held.
+bool Orphaned(int fd, int dirfd, const char* name, int checks) {
+  FileId own, named;
+  if (IdentityOfFd(fd, &own) != 0) return true;
+  if (own.nlink == 0) return true;
+  if ((checks & kCheckName) == 0) return false;
+  return IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || own.dev != named.dev ||
+         own.ino != named.ino;
+}
+
+// acquire(dirfd, name, mode, checks, record, keep, spare, spareWritable) ->
+// fd | ~fd (acquired; ~fd: a read-only descriptor) | held: the holder's
+// record (string|null), or with `keep` the open descriptor to wait on,
+// [fd, writable] — open + lock + write in one call, the tryLock fast path.
+// `spare` (or -1): a descriptor of this lock file that this process
+// released a moment ago, tried instead of opening the file again; acquire
+// owns it from here on. Identity changes between open and flock are retried
+// here.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int dirfd = info[0].As<Napi::Number>().Int32Value();
@@ -484,11 +499,20 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   if (!name.ok()) return env.Undefined();
   mode_t mode = info[2].As<Napi::Number>().Uint32Value();
   int checks = info[3].As<Napi::Number>().Int32Value();
+  int spare = info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : -1;
   for (int attempt = 0; attempt < 64; attempt++) {
     // A failed try is open, flock, read the record, close: what the file is
     // matters only once it is ours to write to, so it is checked after the
     // flock. A planted non-file held by someone reads as held, no record.
-    OpenResult r = OpenLockFileUnchecked(dirfd, name.c_str(), mode);
+    OpenResult r;
+    bool reused = spare >= 0;
+    if (reused) {
+      r.fd = spare;
+      r.writable = info[7].ToBoolean();
+      spare = -1;
+    } else {
+      r = OpenLockFileUnchecked(dirfd, name.c_str(), mode);
+    }
     if (r.fd < 0) {
       ThrowSystemError(env, r.err, r.syscall, name.str());
       return env.Undefined();
@@ -498,10 +522,17 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, mode, checks, &err, &syscall);
     if (state == kHeld) {
       if (info[5].ToBoolean()) {
+        // A waiter re-checks its descriptor after its flock and every 250 ms.
         Napi::Array out = Napi::Array::New(env, 2);
         out.Set(0u, Napi::Number::New(env, r.fd));
         out.Set(1u, Napi::Boolean::New(env, r.writable));
         return out;
+      }
+      // A kept descriptor may have outlived its file: then the holder of
+      // the orphan is nobody's business, and the file at the path is tried.
+      if (reused && Orphaned(r.fd, dirfd, name.c_str(), checks)) {
+        close(r.fd);
+        continue;
       }
       Napi::Value record = RecordOrNull(env, r.fd);
       close(r.fd);
@@ -513,7 +544,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
         Utf8Arg record(env, info[4], kHeaderLen);
         if (record.ok()) WriteRecord(r.fd, record);
       }
-      return Napi::Number::New(env, r.fd);
+      return Napi::Number::New(env, r.writable ? r.fd : ~r.fd);
     }
     close(r.fd);
     if (state < 0) {
@@ -605,7 +636,7 @@ Napi::Value FlockJs(const Napi::CallbackInfo& info) {
 // after release() returned, and this process's next tryLock would be
 // refused by its own lock. The indicator goes first, as it came last: it is
 // only ever set while the flock is held.
-void ReleaseFd(int fd) {
+void UnlockFd(int fd) {
 #ifdef F_OFD_SETLK
   struct flock fl;
   memset(&fl, 0, sizeof fl);
@@ -614,12 +645,23 @@ void ReleaseFd(int fd) {
   fcntl(fd, F_OFD_SETLK, &fl);
 #endif
   FlockRetry(fd, LOCK_UN);
+}
+
+void ReleaseFd(int fd) {
+  UnlockFd(fd);
   close(fd);
 }
 
 // release(fd): see ReleaseFd.
 Napi::Value Release(const Napi::CallbackInfo& info) {
   ReleaseFd(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// unlock(fd): ReleaseFd without the close; src/ may take the lock again on
+// the same descriptor (acquire's `spare`).
+Napi::Value Unlock(const Napi::CallbackInfo& info) {
+  UnlockFd(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 
@@ -1123,6 +1165,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("flock", Napi::Function::New(env, FlockJs, "flock"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("release", Napi::Function::New(env, Release, "release"));
+  exports.Set("unlock", Napi::Function::New(env, Unlock, "unlock"));
   exports.Set("fsType", Napi::Function::New(env, FsType, "fsType"));
   exports.Set("hostname", Napi::Function::New(env, Hostname, "hostname"));
   exports.Set("sameFile", Napi::Function::New(env, SameFile, "sameFile"));

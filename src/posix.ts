@@ -25,6 +25,7 @@ export interface PosixLocation extends Location {
 
 export interface PosixHandle {
   fd: number
+  writable: boolean
 }
 
 interface Dir {
@@ -97,7 +98,8 @@ function locate(id: { name: string; key: string | undefined; keyHash: string | u
 // opened relative to it, so it cannot be swapped for another), and a shared
 // flock on it makes systemd-tmpfiles skip it and everything in it. A
 // directory the user chose is used by path and nothing in it is held open
-// between locks, so it can be unmounted or removed like any other.
+// between locks past the current turn of the event loop (see `spares`), so
+// it can be unmounted or removed like any other.
 const dirs = new Map<string, Dir>()
 const warnedNetwork = new Set<string>()
 
@@ -243,19 +245,44 @@ function isNoEnt(err: unknown): boolean {
 
 function acquire(l: Location, record: string): PosixHandle | Held {
   const r = take(l as PosixLocation, record, false) as number | string | null
-  if (typeof r === 'number') return { fd: r }
+  if (typeof r === 'number') return handleOf(r)
   return { held: true, record: r }
 }
 
+/** The addon's acquired descriptor: fd, or ~fd for a read-only one. */
+function handleOf(r: number): PosixHandle {
+  return r >= 0 ? { fd: r, writable: true } : { fd: ~r, writable: false }
+}
+
+// Released descriptors kept until the end of the current turn of the event
+// loop, by lock: taking the same lock again meanwhile (a loop of lock and
+// release, contention) flocks the descriptor it already has instead of
+// opening the file again, and is quicker to retake it after a release than
+// a waiter woken in another process. Nothing stays open past the turn.
+const spares = new Map<string, PosixHandle>()
+let sparesClosing: NodeJS.Immediate | undefined
+
+function closeSpares(): void {
+  sparesClosing = undefined
+  for (const h of spares.values()) native.close(h.fd)
+  spares.clear()
+}
+
 /**
- * One call to the addon's acquire: the descriptor (acquired), or held: the
- * holder's record, or with `keep` the descriptor to wait on, [fd, writable].
+ * One call to the addon's acquire: the descriptor (acquired: fd, or ~fd if
+ * read-only), or held: the holder's record, or with `keep` the descriptor to
+ * wait on, [fd, writable].
  */
 function take(loc: PosixLocation, record: string, keep: boolean): number | string | null | [number, boolean] {
+  const spare = spares.get(loc.id)
+  if (spare !== undefined) spares.delete(loc.id)
   for (let attempt = 0; ; attempt++) {
     const d = openDir(loc)
     try {
-      return native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep)
+      // The addon owns the spare from here on, whatever happens.
+      return attempt === 0 && spare !== undefined
+        ? native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep, spare.fd, spare.writable)
+        : native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep)
     } catch (err) {
       // Our directory was deleted under us (creating in it fails with
       // ENOENT): set it up again, once.
@@ -275,9 +302,21 @@ function forgetDir(dir: string): void {
   if (d.fd !== native.AT_FDCWD) closeSync(d.fd)
 }
 
+// Only on the main thread: a Worker that ends in the same turn would leave
+// its spares open for the life of the process.
+let keepSpares: boolean | undefined
+
 function release(l: Location, h: PosixHandle, shared = false): void {
+  keepSpares ??= (require('node:worker_threads') as typeof import('node:worker_threads')).isMainThread
   if (shared) native.close(h.fd)
-  else native.release(h.fd)
+  else if (!keepSpares) native.release(h.fd)
+  else {
+    native.unlock(h.fd)
+    const old = spares.get(l.id)
+    if (old !== undefined) native.close(old.fd)
+    spares.set(l.id, h)
+    if (sparesClosing === undefined) sparesClosing = setImmediate(closeSpares).unref()
+  }
   // A waiter of this process blocked in flock is woken by the kernel, as
   // one in another process is; one that retries learns at once.
   if (!BLOCKING && queues.has(l.id)) queueMicrotask(() => pump(l.id))
@@ -407,7 +446,7 @@ function acquired(w: Waiter, at: number): void {
   const fd = w.fd
   w.fd = -1
   settle(w)
-  w.resolve({ handle: { fd }, at })
+  w.resolve({ handle: { fd, writable: w.writable }, at })
 }
 
 // What the addon's lock() and a blocking wait end with (besides held, and
@@ -539,7 +578,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
   if (!queues.has(loc.id)) {
     const at = Date.now()
     const r = take(loc, record(at), true)
-    if (typeof r === 'number') return Promise.resolve({ handle: { fd: r }, at })
+    if (typeof r === 'number') return Promise.resolve({ handle: handleOf(r), at })
     first = r as [number, boolean]
   }
   return new Promise((resolve, reject) => {

@@ -1,10 +1,27 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import util from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { LockedError, inspect, tryLock } from '../src/index.js'
-import { spawnChild, tmpDir, uniqueName } from './helpers.js'
+import { ROOT, spawnChild, tmpDir, uniqueName } from './helpers.js'
+
+/** Another process's tryLock, synchronously: 'ok' or the error code. */
+function triedElsewhere(name: string, dir: string): string {
+  const script = `try { require(${JSON.stringify(ROOT)}).tryLock(process.argv[1], { dir: process.argv[2] }).release(); console.log('ok') } catch (e) { console.log(e.code) }`
+  return execFileSync(process.execPath, ['-e', script, name, dir], { encoding: 'utf8' }).trim()
+}
+
+/** This process's descriptors open on `file` (Linux). */
+function openOn(file: string): number[] {
+  return fs.readdirSync('/proc/self/fd').map(Number).filter((n) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${n}`) === file
+    } catch {
+      return false
+    }
+  })
+}
 
 describe('exclusion', () => {
   it('refuses a second tryLock in the same process with our pid, and keeps the first', () => {
@@ -80,6 +97,35 @@ describe('exclusion', () => {
     } finally {
       sharer.kill()
     }
+  })
+
+  // A released lock's descriptor is kept until the end of the event loop's
+  // turn, and a tryLock or lock() meanwhile flocks it again.
+  it('taken again in the same turn after its file was replaced, it is the file now at the path that is held', () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const l = tryLock(name, { dir })
+    l.release()
+    fs.writeFileSync(`${l.path}.new`, '')
+    fs.renameSync(`${l.path}.new`, l.path)
+    const again = tryLock(name, { dir })
+    try {
+      expect(triedElsewhere(name, dir)).toBe('ELOCKED')
+    } finally {
+      again.release()
+    }
+    expect(triedElsewhere(name, dir)).toBe('ok')
+  })
+
+  it.runIf(process.platform === 'linux')('keeps no descriptor of a released lock past the turn', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const l = tryLock(name, { dir })
+    expect(openOn(l.path)).toHaveLength(1)
+    l.release()
+    expect(triedElsewhere(name, dir)).toBe('ok')
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(openOn(l.path)).toEqual([])
   })
 
   it('keeps different keys independent and one key one lock, whatever its spelling', async () => {

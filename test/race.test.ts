@@ -100,6 +100,21 @@ describe.runIf(process.platform !== 'win32')('re-check after flock', async () =>
     expect(lockAfter(() => {}, 0)).toBe(ACQUIRED)
   })
 
+  it('a kept descriptor whose file was replaced, the orphan held elsewhere, takes the file now at the path', () => {
+    for (const [change, checks] of [[replaced, 0], [movedAway, native.CHECK_NAME]] as const) {
+      const file = path.join(tmpDir(), 'x.lock')
+      const [spare] = native.open(native.AT_FDCWD, file, 0o644, checks) as [number, boolean]
+      const [other] = native.open(native.AT_FDCWD, file, 0o644, checks) as [number, boolean]
+      expect(native.lock(other, native.AT_FDCWD, file, true, 0o644, checks, null)).toBe(ACQUIRED)
+      change(file)
+      // Held, it would be "held by whoever has the orphan": a wrong answer.
+      const r = native.acquire(native.AT_FDCWD, file, 0o644, checks, null, false, spare, true)
+      expect(typeof r).toBe('number')
+      native.release(r >= 0 ? r : ~r)
+      native.release(other)
+    }
+  })
+
   it('by name too (CHECK_NAME: NFS, FUSE, overlayfs, unknown): also a file moved away is stale', () => {
     expect(lockAfter(deleted, native.CHECK_NAME)).toBe(STALE)
     expect(lockAfter(replaced, native.CHECK_NAME)).toBe(STALE)
