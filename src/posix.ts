@@ -103,14 +103,21 @@ function locate(id: { name: string; key: string | undefined; keyHash: string | u
 const dirs = new Map<string, Dir>()
 const warnedNetwork = new Set<string>()
 
-function openDir(loc: PosixLocation): Dir {
+/**
+ * The directory of `loc`'s lock file, set up once. A directory the user chose
+ * is made (with its parents) only when `create`: when a lock file could not
+ * be made in it for want of it (ENOENT), as the callers retry.
+ */
+function openDir(loc: PosixLocation, create = false): Dir {
   let d = dirs.get(loc.dir)
   if (d !== undefined) return d
   if (loc.kind === 'custom') {
-    try {
-      mkdirSync(loc.dir, { recursive: true })
-    } catch (err) {
-      throw withPath(err, loc.dir)
+    if (create) {
+      try {
+        mkdirSync(loc.dir, { recursive: true })
+      } catch (err) {
+        throw withPath(err, loc.dir)
+      }
     }
     d = { fd: native.AT_FDCWD, checks: fsChecks(loc.dir) }
     dirs.set(loc.dir, d)
@@ -277,15 +284,15 @@ function take(loc: PosixLocation, record: string, keep: boolean): number | strin
   const spare = spares.get(loc.id)
   if (spare !== undefined) spares.delete(loc.id)
   for (let attempt = 0; ; attempt++) {
-    const d = openDir(loc)
+    const d = openDir(loc, attempt > 0)
     try {
       // The addon owns the spare from here on, whatever happens.
       return attempt === 0 && spare !== undefined
         ? native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep, spare.fd, spare.writable)
         : native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep)
     } catch (err) {
-      // Our directory was deleted under us (creating in it fails with
-      // ENOENT): set it up again, once.
+      // The directory is missing (never made, or deleted under us:
+      // creating in it fails with ENOENT): set it up again, once.
       if (attempt === 0 && isNoEnt(err)) {
         forgetDir(loc.dir)
         continue
@@ -406,7 +413,7 @@ function openWaiterFd(w: Waiter): void {
     } catch (err) {
       if (attempt === 0 && isNoEnt(err)) {
         forgetDir(w.loc.dir)
-        w.dir = openDir(w.loc)
+        w.dir = openDir(w.loc, true)
         continue
       }
       fromNative(err, w.loc.path)

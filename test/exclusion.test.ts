@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import util from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { LockedError, inspect, tryLock } from '../src/index.js'
+import { LockedError, inspect, lock, tryLock } from '../src/index.js'
 import { ROOT, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
 /** Another process's tryLock, synchronously: 'ok' or the error code. */
@@ -126,6 +126,22 @@ describe('exclusion', () => {
     expect(triedElsewhere(name, dir)).toBe('ok')
     await new Promise((resolve) => setImmediate(resolve))
     expect(openOn(l.path)).toEqual([])
+  })
+
+  it('makes a missing `dir` with its parents, for tryLock and lock(), and again once it was deleted', async () => {
+    const base = tmpDir()
+    const dir = path.join(base, 'a', 'b')
+    const name = uniqueName()
+    tryLock(name, { dir }).release()
+    expect(fs.existsSync(path.join(dir, `${name}.lock`))).toBe(true)
+    fs.rmSync(path.join(base, 'a'), { recursive: true })
+    const l = await lock(name, { dir })
+    expect(fs.existsSync(path.join(dir, `${name}.lock`))).toBe(true)
+    expect(triedElsewhere(name, dir)).toBe('ELOCKED')
+    l.release()
+    fs.rmSync(path.join(base, 'a'), { recursive: true })
+    tryLock(name, { dir }).release()
+    expect(fs.existsSync(path.join(dir, `${name}.lock`))).toBe(true)
   })
 
   it('keeps different keys independent and one key one lock, whatever its spelling', async () => {
