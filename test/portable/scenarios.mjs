@@ -59,12 +59,28 @@ async function rejects(p, what) {
   throw new Error(`${what}: did not reject`)
 }
 
+/**
+ * fork(), tried again when it throws UNKNOWN: under Wine, on a loaded
+ * machine, creating a process now and then fails that way before the child
+ * exists (seen once in many runs). Any other failure, or three in a row,
+ * is an error.
+ */
+function forkChild(env) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return fork(path.join(here, 'child.cjs'), [], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env: { ...process.env, IL_ROOT: ROOT, ...env },
+      })
+    } catch (err) {
+      if (err.code !== 'UNKNOWN' || attempt === 3) throw err
+    }
+  }
+}
+
 class Child {
   constructor(env = {}) {
-    this.proc = fork(path.join(here, 'child.cjs'), [], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, IL_ROOT: ROOT, ...env },
-    })
+    this.proc = forkChild(env)
     live.add(this)
     this.next = 0
     this.pending = new Map()
