@@ -1062,6 +1062,10 @@ Napi::Value WaitInit(const Napi::CallbackInfo& info) {
   uv_unref(reinterpret_cast<uv_handle_t*>(waits->async));
   env.SetInstanceData<Waits, FinalizeWaits>(waits);
   napi_add_env_cleanup_hook(env, StopWaits, waits);
+  // glibc sets up the time zone (reads /etc/localtime) at the first
+  // gmtime_r of a process, even for UTC: here, not on a waiting thread
+  // between getting the lock and reporting it (StampNow).
+  tzset();
   return env.Undefined();
 }
 
