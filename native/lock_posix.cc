@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #else
@@ -880,6 +881,8 @@ bool RunWait(WaitThread* t, BlockingWait* w) {
 
 void* WaitThreadMain(void* arg) {
   auto* t = static_cast<WaitThread*>(arg);
+  // Named for ps -L, top -H and /proc/<pid>/task/*/comm.
+  prctl(PR_SET_NAME, "instance-lock");
   int ignored;
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &ignored);
   pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &ignored);

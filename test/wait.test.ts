@@ -219,6 +219,24 @@ function threads(): number {
   return fs.readdirSync('/proc/self/task').length
 }
 
+/**
+ * This process's threads named as the addon names its waiting threads and
+ * blocked in flock(2) now (parked ones wait on a futex).
+ */
+function threadsWaitingInFlock(): number {
+  const flock = process.arch === 'arm64' ? '32' : '73'
+  return fs.readdirSync('/proc/self/task').filter((t) => {
+    try {
+      return (
+        fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'instance-lock' &&
+        fs.readFileSync(`/proc/self/task/${t}/syscall`, 'utf8').split(' ')[0] === flock
+      )
+    } catch {
+      return false // ended meanwhile
+    }
+  }).length
+}
+
 describe.skipIf(process.platform !== 'linux')('lock(): waiting threads (Linux)', () => {
   it('the holder record and acquiredAt carry the time the waiting thread took the lock', async () => {
     const { dir, name, child, path: p } = await heldElsewhere()
@@ -233,6 +251,17 @@ describe.skipIf(process.platform !== 'linux')('lock(): waiting threads (Linux)',
     expect(l.acquiredAt.getTime()).toBeGreaterThanOrEqual(before - 1)
     expect(l.acquiredAt.getTime()).toBeLessThanOrEqual(Date.now())
     l.release()
+  })
+
+  it('a waiting thread is named instance-lock (ps -L, top -H), and a cancelled one ends', async () => {
+    const { dir, name } = await heldElsewhere()
+    expect(threadsWaitingInFlock()).toBe(0)
+    const ac = new AbortController()
+    const pending = lock(name, { dir, signal: ac.signal }).catch((e: Error) => e)
+    await eventually(() => threadsWaitingInFlock() === 1, 'a thread named instance-lock blocked in flock')
+    ac.abort()
+    expect(await pending).toMatchObject({ name: 'AbortError' })
+    await eventually(() => threadsWaitingInFlock() === 0, 'the cancelled thread gone from flock')
   })
 
   it('threads are reused, and cancelled waits leave at most a few parked ones', async () => {
