@@ -115,6 +115,22 @@ describe.runIf(process.platform !== 'win32')('re-check after flock', async () =>
     }
   })
 
+  it('a kept read-only descriptor (a file of another user) is taken again as read-only: ~fd, and the indicator a read lock', () => {
+    const file = path.join(tmpDir(), 'x.lock')
+    fs.writeFileSync(file, '')
+    const spare = fs.openSync(file, 'r')
+    const r = native.acquire(native.AT_FDCWD, file, 0o644, 0, null, false, spare, false) as number
+    try {
+      expect(r).toBe(~spare)
+      // Set as a write lock on a read-only descriptor, the indicator would
+      // fail (EBADF) and inspect would see a free lock.
+      expect((native.probe(file) as [boolean])[0]).toBe(true)
+    } finally {
+      native.release(~r)
+    }
+    expect((native.probe(file) as [boolean])[0]).toBe(false)
+  })
+
   it('by name too (CHECK_NAME: NFS, FUSE, overlayfs, unknown): also a file moved away is stale', () => {
     expect(lockAfter(deleted, native.CHECK_NAME)).toBe(STALE)
     expect(lockAfter(replaced, native.CHECK_NAME)).toBe(STALE)
