@@ -275,6 +275,17 @@ OpenResult OpenLockFile(int dirfd, const char* name, mode_t mode, int checks) {
 
 enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
 
+// Whether the file whose descriptor has the identity `own` is no longer the
+// lock file `name`: it has no link left (deleted, or renamed over), or, with
+// kCheckName, the name leads elsewhere or nowhere.
+bool NoLongerNamed(const FileId& own, int dirfd, const char* name, int checks) {
+  if (own.nlink == 0) return true;
+  if ((checks & kCheckName) == 0) return false;
+  FileId named;
+  return IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || own.dev != named.dev ||
+         own.ino != named.ino;
+}
+
 // Proves that the descriptor, flocked a moment ago, still names the file
 // `name`: between our open and our flock a previous holder or a cleaner may
 // have unlinked or replaced it, and a lock on an orphaned inode excludes
@@ -284,16 +295,14 @@ enum LockState { kAcquired = 0, kHeld = 1, kStale = 2 };
 // flock is dropped.
 int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode, int checks, int* err,
                  const char** syscall) {
-  FileId own, named;
+  FileId own;
   if (IdentityOfFd(fd, &own) != 0) {
     *err = errno;
     *syscall = "fstat";
     FlockRetry(fd, LOCK_UN);
     return -1;
   }
-  if (own.nlink == 0 ||
-      ((checks & kCheckName) != 0 && (IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 ||
-                                       own.dev != named.dev || own.ino != named.ino))) {
+  if (NoLongerNamed(own, dirfd, name, checks)) {
     FlockRetry(fd, LOCK_UN);
     return kStale;
   }
@@ -474,15 +483,11 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, state);
 }
 
-// Whether the descriptor `fd` no longer names the lock file `name` (see
-// VerifyLocked), looked at without a lock held.
+// Whether the descriptor `fd` no longer names the lock file `name`, looked
+// at without a lock held.
 bool Orphaned(int fd, int dirfd, const char* name, int checks) {
-  FileId own, named;
-  if (IdentityOfFd(fd, &own) != 0) return true;
-  if (own.nlink == 0) return true;
-  if ((checks & kCheckName) == 0) return false;
-  return IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || own.dev != named.dev ||
-         own.ino != named.ino;
+  FileId own;
+  return IdentityOfFd(fd, &own) != 0 || NoLongerNamed(own, dirfd, name, checks);
 }
 
 // acquire(dirfd, name, mode, checks, record, keep, spare, spareWritable) ->
@@ -703,11 +708,8 @@ Napi::Value SameFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Utf8Arg name(env, info[2]);
   if (!name.ok()) return env.Undefined();
-  FileId own, named;
-  bool same = IdentityOfFd(info[0].As<Napi::Number>().Int32Value(), &own) == 0 &&
-              IdentityOf(info[1].As<Napi::Number>().Int32Value(), name.c_str(), AT_SYMLINK_NOFOLLOW,
-                         &named) == 0 &&
-              own.dev == named.dev && own.ino == named.ino;
+  bool same = !Orphaned(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                        name.c_str(), kCheckName);
   return Napi::Boolean::New(env, same);
 }
 

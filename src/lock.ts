@@ -92,10 +92,7 @@ export class Lock implements Disposable {
 
   /** Releases the lock. Idempotent. */
   release(): void {
-    if (this.#released) return
-    this.#released = true
-    registry.delete(this.#loc.id)
-    this.#backend.release(this.#loc, this.#handle)
+    this.#letGo(false)
   }
 
   /**
@@ -103,10 +100,14 @@ export class Lock implements Disposable {
    * child process inherited (`instance-lock run`): the child holds it on.
    */
   releaseShared(): void {
+    this.#letGo(true)
+  }
+
+  #letGo(shared: boolean): void {
     if (this.#released) return
     this.#released = true
     registry.delete(this.#loc.id)
-    this.#backend.release(this.#loc, this.#handle, true)
+    this.#backend.release(this.#loc, this.#handle, shared)
   }
 
   /** Same as `release()`: `using lock = tryLock('x')` releases at the end of the block. */

@@ -285,11 +285,10 @@ function take(loc: PosixLocation, record: string, keep: boolean): number | strin
   if (spare !== undefined) spares.delete(loc.id)
   for (let attempt = 0; ; attempt++) {
     const d = openDir(loc, attempt > 0)
+    // The addon owns the spare from the first call on, whatever happens.
+    const s = attempt === 0 ? spare : undefined
     try {
-      // The addon owns the spare from here on, whatever happens.
-      return attempt === 0 && spare !== undefined
-        ? native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep, spare.fd, spare.writable)
-        : native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep)
+      return native.acquire(d.fd, fileArg(loc), loc.mode, checksOf(loc, d), record, keep, s?.fd ?? -1, s?.writable ?? false)
     } catch (err) {
       // The directory is missing (never made, or deleted under us:
       // creating in it fails with ENOENT): set it up again, once.

@@ -80,13 +80,7 @@ describe('exclusion', () => {
     const dir = tmpDir()
     const name = uniqueName()
     const l = tryLock(name, { dir })
-    const fd = fs.readdirSync('/proc/self/fd').map(Number).find((n) => {
-      try {
-        return fs.readlinkSync(`/proc/self/fd/${n}`) === l.path
-      } catch {
-        return false
-      }
-    })
+    const [fd] = openOn(l.path)
     expect(fd).toBeDefined()
     const sharer = spawn(process.execPath, ['-e', 'process.stdin.resume(); console.log("ready")'], { stdio: ['pipe', 'pipe', 'inherit', fd!] })
     try {
