@@ -217,7 +217,7 @@ const LINK_COUNT_FS = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x858
  * The addon's name check for lock files in `dir`, decided once per directory
  * set-up; warns (once) when `dir` is on a network file system.
  */
-function fsChecks(dir: string): number {
+export function fsChecks(dir: string): number {
   let type: number | string
   try {
     type = native.fsType(dir)

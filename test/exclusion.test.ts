@@ -138,6 +138,21 @@ describe('exclusion', () => {
     expect(fs.existsSync(path.join(dir, `${name}.lock`))).toBe(true)
   })
 
+  it.runIf(process.platform === 'linux')('in a Worker, release() closes the descriptor at once (a Worker ending in the turn would leak it)', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const { Worker } = await import('node:worker_threads')
+    const w = new Worker(
+      `const { parentPort, workerData: d } = require('node:worker_threads'); const fs = require('node:fs')
+      const l = require(d.root).tryLock(d.name, { dir: d.dir }); l.release()
+      const open = fs.readdirSync('/proc/self/fd').filter((n) => { try { return fs.readlinkSync('/proc/self/fd/' + n) === l.path } catch { return false } })
+      parentPort.postMessage(open.length)`,
+      { eval: true, workerData: { root: ROOT, name, dir } },
+    )
+    expect(await new Promise((resolve) => w.once('message', resolve))).toBe(0)
+    await w.terminate()
+  })
+
   it('keeps different keys independent and one key one lock, whatever its spelling', async () => {
     const dir = tmpDir()
     const name = uniqueName()

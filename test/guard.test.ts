@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { LockedError, singleInstance } from '../src/index.js'
-import { FIXTURES, spawnChild, tmpDir, uniqueName } from './helpers.js'
+import { FIXTURES, ROOT, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
 function guard(name: string, options: object) {
   const proc = spawn(process.execPath, [path.join(FIXTURES, 'guard.cjs'), name, JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -77,5 +77,13 @@ describe('singleInstance', () => {
     const l = singleInstance(uniqueName(), { dir })
     expect(l.released).toBe(false)
     l.release()
+  })
+})
+
+describe('guard start-up', () => {
+  // node:os costs a tenth of the guard's start (see README, Benchmarks).
+  it.runIf(process.platform !== 'win32')('takes the guard without loading node:os', () => {
+    const script = `require(${JSON.stringify(ROOT)}).singleInstance(process.argv[1], { dir: process.argv[2] }); console.log(process.moduleLoadList.filter((m) => m === 'NativeModule os').length)`
+    expect(execFileSync(process.execPath, ['-e', script, uniqueName(), tmpDir()], { encoding: 'utf8' }).trim()).toBe('0')
   })
 })

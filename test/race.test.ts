@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process'
+import { execFileSync, fork, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -129,6 +129,16 @@ describe.runIf(process.platform !== 'win32')('re-check after flock', async () =>
       native.release(~r)
     }
     expect((native.probe(file) as [boolean])[0]).toBe(false)
+  })
+
+  it('the link count alone on ext4 and tmpfs; the name too on other or unknown file systems', async () => {
+    const { fsChecks } = await import('../src/posix.js')
+    const types = (p: string) => execFileSync('stat', ['-f', '-c', '%T', p], { encoding: 'utf8' }).trim()
+    for (const dir of [tmpDir(), '/dev/shm']) {
+      if (['ext2/ext3', 'tmpfs'].includes(types(dir))) expect(fsChecks(dir)).toBe(0)
+    }
+    expect(fsChecks('/proc')).toBe(native.CHECK_NAME)
+    expect(fsChecks(path.join(tmpDir(), 'missing'))).toBe(native.CHECK_NAME)
   })
 
   it('by name too (CHECK_NAME: NFS, FUSE, overlayfs, unknown): also a file moved away is stale', () => {
