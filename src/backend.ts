@@ -67,6 +67,12 @@ export interface Backend<H = unknown> {
    * free or when no holder could be proven.
    */
   holders(loc: Location): number[]
+  /**
+   * The process that took the lock, as the operating system records it:
+   * passing the lock on to another process keeps it, a new acquisition
+   * changes it. Undefined when free or not known.
+   */
+  taker(loc: Location): number | undefined
   /** Ends a verified holder: `signal` on Unix; on Windows the process is terminated. */
   terminate(pid: number, signal: NodeJS.Signals): void
 }

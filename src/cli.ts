@@ -338,7 +338,11 @@ async function stopVerb(args: string[]): Promise<number> {
       else out(`${what} is free: pid ${e.pid} ${e.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`)
       return 0
     case 'gone':
-      out(`${what}: pid ${e.pid} ${e.forced ? 'was killed' : 'exited'}, and another instance${e.holder === undefined ? '' : ` (pid ${e.holder.pid})`} took the lock at once\n`)
+      out(
+        e.pid === undefined
+          ? `${what} changed hands as it was looked at: pid ${e.successor} took the lock; nothing was signalled\n`
+          : `${what}: pid ${e.pid} ${e.forced ? 'was killed' : 'let go'}, and another instance (pid ${e.successor}) took the lock at once\n`,
+      )
       return 0
     case 'held':
       err(

@@ -5,7 +5,7 @@ import { entriesOf } from './backend.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
 import { abortError, fromNative, systemError } from './errors.js'
-import { flockHolders } from './proc.js'
+import { flockHolders, flockTaker } from './proc.js'
 import type { Scope } from './types.js'
 
 /**
@@ -636,8 +636,12 @@ function holders(l: Location): number[] {
   return process.platform === 'linux' ? flockHolders(l.path) : []
 }
 
+function taker(l: Location): number | undefined {
+  return process.platform === 'linux' ? flockTaker(l.path) : undefined
+}
+
 function terminate(pid: number, signal: NodeJS.Signals): void {
   process.kill(pid, signal)
 }
 
-export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, terminate }
+export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }

@@ -16,13 +16,8 @@ import type { BigIntStats } from 'node:fs'
  * in another container is not found, and not signalled.)
  */
 export function flockHolders(path: string): number[] {
-  let st: BigIntStats
-  try {
-    st = lstatSync(path, { bigint: true })
-  } catch {
-    return []
-  }
-  const needle = `${devString(st.dev)}:${st.ino}`
+  const needle = needleOf(path)
+  if (needle === undefined) return []
   const proven = candidates(needle).filter((pid) => holdsLock(pid, needle))
   if (proven.length > 0) return proven
   const all: number[] = []
@@ -38,6 +33,30 @@ export function flockHolders(path: string): number[] {
     if (holdsLock(pid, needle)) all.push(pid)
   }
   return all
+}
+
+/**
+ * Linux: the process that took the flock on a file, as /proc/locks records
+ * it. A descriptor passed on (to `run`'s COMMAND, to a shell's child) keeps
+ * the lock under the pid of the process that took it, even after that
+ * process has exited, so only a new acquisition changes it. Undefined when
+ * the file is not locked, or when its taker has exited and is outside this
+ * PID namespace (the kernel then leaves the lock out).
+ */
+export function flockTaker(path: string): number | undefined {
+  const needle = needleOf(path)
+  return needle === undefined ? undefined : candidates(needle)[0]
+}
+
+// How /proc/locks and fdinfo name the file: "MAJOR:MINOR:INODE".
+function needleOf(path: string): string | undefined {
+  let st: BigIntStats
+  try {
+    st = lstatSync(path, { bigint: true })
+  } catch {
+    return undefined
+  }
+  return `${devString(st.dev)}:${st.ino}`
 }
 
 // The kernel prints a dev_t as "%02x:%02x" of MAJOR:MINOR (new encoding).

@@ -37,6 +37,8 @@ export interface Ending {
   forced: boolean
   /** The holder's record as last read, when readable. */
   holder?: Holder
+  /** `gone`: the process that took the lock after the instance let go. */
+  successor?: number
   /** With `take`: the acquired lock's backend handle. */
   handle?: unknown
   acquiredAt?: Date
@@ -73,6 +75,10 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
     const p = backend.probe(loc)
     return p === null || !p.held ? null : { record: p.record }
   }
+  // Who took the lock, read before the first look and again once its
+  // holders are proven. If it changed in between, the lock changed hands
+  // and the holders found are a newer instance than the one seen.
+  const before = backend.taker(loc)
   let seen = look()
   if (seen === null) return { state: 'free', forced: false }
   if ('handle' in seen) return { state: 'free', forced: false, handle: seen.handle, acquiredAt }
@@ -84,6 +90,7 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
   let pid: number | undefined
   let forced = false
   let taken: unknown
+  let successor: number | undefined
   let proven = others(backend.holders(loc))
   if (proven.length === 0) {
     // It may have been released between the two looks.
@@ -94,6 +101,18 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
     proven = others(backend.holders(loc))
     if (proven.length === 0) return state('unproven')
   }
+  const origin = backend.taker(loc)
+  // A process that took the lock after the instance we came to end, and not
+  // one we signalled (that instance taking it again): the instance is gone.
+  // A process it passed the lock on to is not one: the taker stays the same.
+  // Decided on the operating system's word, not the record's: a record read
+  // a moment ago can still be the old instance's when a newcomer holds the
+  // lock, and the newcomer must not be signalled for it.
+  // This process counts when it holds the lock as a Lock: one of its own
+  // waits, cancelled just as it got the lock, holds it for a moment too.
+  const newcomer = (taker: number | undefined): boolean =>
+    taker !== undefined && taker !== origin && !signalled.has(taker) && (taker !== process.pid || registry.has(loc.id))
+  if (before !== undefined && origin !== undefined && origin !== before) return gone(origin)
 
   const send = (pids: number[], signal: NodeJS.Signals, sentInPhase: Set<number>): void => {
     for (const p of pids) {
@@ -108,11 +127,6 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
       pid ??= p
     }
   }
-  // The record's start time tells instances apart: `update()` and `run`'s
-  // hand-over to COMMAND keep it, a new acquisition changes it. It is only
-  // ever used to decide *not* to signal.
-  let generation = holder?.startedAt
-
   const waitFree = async (deadline: number, signal: NodeJS.Signals, sentInPhase: Set<number>): Promise<'free' | 'gone' | 'held'> => {
     for (;;) {
       const left = deadline - Date.now()
@@ -124,11 +138,16 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
         } else backend.release(loc, r.handle) // `flock -w T file true`: free was all we wanted to know
         return 'free'
       }
+      // The holders, then who took the lock: if that is still the instance
+      // we came to end, so are the holders found before.
       const now = others(backend.holders(loc))
+      const taker = backend.taker(loc)
       const h = parseRecord(r.record, loc)
       if (h !== undefined) holder = h
-      if (generation === undefined) generation = h?.startedAt
-      else if (h !== undefined && h.startedAt !== generation && !now.some((p) => signalled.has(p))) return 'gone'
+      if (newcomer(taker)) {
+        successor = taker
+        return 'gone'
+      }
       if (left <= 0) return 'held'
       // Same instance, new holder: a process it handed the lock to.
       send(now, signal, sentInPhase)
@@ -145,12 +164,22 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
     end = await waitFree(Date.now() + Math.max(opts.timeout, KILL_WAIT), 'SIGKILL', kill)
   }
   if (taken !== undefined) return { ...state('free'), handle: taken, acquiredAt }
-  return state(end)
+  return end === 'gone' ? gone(successor!) : state(end)
 
   function state(s: Ending['state']): Ending {
     const e: Ending = { state: s, forced }
     if (pid !== undefined) e.pid = pid
     if (holder !== undefined) e.holder = holder
+    return e
+  }
+
+  // The newcomer's own record, once it has written one.
+  function gone(taker: number): Ending {
+    const e: Ending = { state: 'gone', forced, successor: taker }
+    if (pid !== undefined) e.pid = pid
+    const p = backend.probe(loc)
+    const h = p?.held === true ? parseRecord(p.record, loc) : undefined
+    if (h?.pid === taker) e.holder = h
     return e
   }
 }

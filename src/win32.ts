@@ -348,6 +348,11 @@ function holders(l: Location): number[] {
   return [pid]
 }
 
+// A mutex cannot be passed on to another process: its one holder took it.
+function taker(l: Location): number | undefined {
+  return holders(l)[0]
+}
+
 function terminate(pid: number): void {
   const start = verified.get(pid)
   let ended = false
@@ -448,5 +453,5 @@ let entriesOf: (dir: string) => string[]
 
 export function createWin32(deps: Win32Deps): Backend<WinHandle> {
   ;({ native, registry, abortError, keyHash, entriesOf } = deps)
-  return { locate, acquire, wait, release, update, probe, enumerate, holders, terminate }
+  return { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
 }

@@ -48,7 +48,7 @@ function exitOf(proc: ChildProcess): Promise<Exit> {
 }
 
 /** fixtures/holder.cjs in `mode`; resolves once it holds the lock (or, as a bystander, is listening). */
-export async function startHolder(name: string, options: object, mode: 'hold' | 'stubborn' | 'bystander'): Promise<Fixture> {
+export async function startHolder(name: string, options: object, mode: 'hold' | 'stubborn' | 'bystander' | 'usurper'): Promise<Fixture> {
   const proc = fork(path.join(FIXTURES, 'holder.cjs'), [name, JSON.stringify(options), mode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   track(proc.pid!)
   const exited = exitOf(proc)

@@ -102,6 +102,33 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     mine.release()
   })
 
+  it('a newcomer whose record still reads as the stopped instance\'s is left alone: who took the lock is the kernel\'s word', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const old = await startHolder(name, { dir }, 'stubborn')
+    const stopping = stop(name, { dir, timeout: 10_000 })
+    await expect.poll(() => signalsSeen(old), { timeout: 10_000 }).toEqual(['SIGTERM'])
+    // A record read a moment before a newcomer took the lock looks just like this.
+    const newcomer = await startHolder(name, { dir }, 'usurper')
+    expect(fs.readFileSync(newcomer.path!, 'utf8')).toContain(`"pid":${old.pid},`)
+    expect(await stopping).toEqual({ stopped: true, pid: old.pid, forced: false })
+    expect(await signalsSeen(newcomer)).toEqual([])
+  })
+
+  it('instance-lock stop names the newcomer that took the lock', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const old = await startHolder(name, { dir }, 'stubborn')
+    const stopping = new Cli(['stop', name, '--dir', dir, '--timeout', '10000'])
+    stopping.endInput()
+    await expect.poll(() => signalsSeen(old), { timeout: 10_000 }).toEqual(['SIGTERM'])
+    const newcomer = await startHolder(name, { dir }, 'usurper')
+    const r = await stopping.result()
+    expect(r).toMatchObject({ code: 0, stderr: '' })
+    expect(r.stdout).toContain(`: pid ${old.pid} let go, and another instance (pid ${newcomer.pid}) took the lock at once`)
+    expect(await signalsSeen(newcomer)).toEqual([])
+  })
+
   it('refuses a lock this process holds instead of signalling itself', async () => {
     const dir = tmpDir()
     const name = uniqueName()
