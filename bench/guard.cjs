@@ -4,9 +4,7 @@
 // the require + guard took. An empty module is required first, so what any
 // first require pays (the CommonJS loader's own warm-up) is not counted.
 // LIBRARY `bare` requires only the empty module: its wall time is `node`
-// starting and exiting. `empty-exports` requires, by package name, an empty
-// package with an "exports" map (found through NODE_PATH): what Node 20
-// charges the first package with one, whoever it is (its ESM resolver).
+// starting and exiting.
 const fs = require('node:fs')
 const path = require('node:path')
 const [library, dir] = process.argv.slice(2)
@@ -16,9 +14,6 @@ const t1 = process.hrtime.bigint()
 
 const guards = {
   bare() {},
-  'empty-exports'() {
-    require('instance-lock-bench-empty-exports')
-  },
   'instance-lock'() {
     require('instance-lock').singleInstance('bench', { dir })
   },

@@ -300,30 +300,19 @@ async function idle(pairs) {
  * time from spawn to exit, plus the in-process require + guard time, taken
  * after an empty module's require. Spawn times vary by tens of ms here, so
  * the wall difference is taken within each round (each library against that
- * round's bare run) and the median of those differences reported. The
- * `empty-exports` subject measures what Node charges the first package with
- * an "exports" map; `netOfExports` is a library's time less that, for the
- * libraries that have such a map.
+ * round's bare run) and the median of those differences reported. Each
+ * library is required by name from node_modules, as a program that
+ * installed it does (instance-lock through its link to the checkout).
  */
-async function guard(dirs, tmp) {
-  const modules = path.join(tmp, 'modules')
-  const empty = path.join(modules, 'instance-lock-bench-empty-exports')
-  fs.mkdirSync(empty, { recursive: true })
-  fs.writeFileSync(
-    path.join(empty, 'package.json'),
-    JSON.stringify({ name: 'instance-lock-bench-empty-exports', exports: { '.': { import: './index.mjs', require: './index.js' }, './package.json': './package.json' } }),
-  )
-  fs.writeFileSync(path.join(empty, 'index.js'), '')
-  fs.writeFileSync(path.join(empty, 'index.mjs'), '')
-  const env = { ...process.env, NODE_PATH: modules }
-  const subjects = ['bare', 'empty-exports', ...LIBRARIES]
+async function guard(dirs) {
+  const subjects = ['bare', ...LIBRARIES]
   const wall = Object.fromEntries(subjects.map((s) => [s, []]))
   const overBare = Object.fromEntries(subjects.map((s) => [s, []]))
   const inproc = Object.fromEntries(subjects.map((s) => [s, []]))
   const once = (s) =>
     new Promise((resolve, reject) => {
       const t0 = process.hrtime.bigint()
-      const child = spawn(process.execPath, [path.join(here, 'guard.cjs'), s, dirs[s] ?? os.tmpdir()], { stdio: ['ignore', 'pipe', 'inherit'], env })
+      const child = spawn(process.execPath, [path.join(here, 'guard.cjs'), s, dirs[s] ?? os.tmpdir()], { stdio: ['ignore', 'pipe', 'inherit'] })
       let out = ''
       child.stdout.on('data', (d) => (out += d))
       child.on('exit', (code) => {
@@ -337,30 +326,19 @@ async function guard(dirs, tmp) {
   for (let round = 0; round < P.guard; round++) {
     const bareMs = (await once('bare')).wallMs
     wall.bare.push(bareMs)
-    for (const s of shuffle(['empty-exports', ...LIBRARIES])) {
+    for (const s of shuffle(LIBRARIES)) {
       const r = await once(s)
       wall[s].push(r.wallMs)
       overBare[s].push(r.wallMs - bareMs)
       inproc[s].push(r.netMs)
     }
   }
-  const bare = median(wall.bare)
-  const exportsMs = median(inproc['empty-exports'])
   const out = {}
   for (const s of LIBRARIES) {
-    const m = median(inproc[s])
-    const hasExportsMap = hasExports(s)
-    out[s] = { median: m, hasExportsMap, netOfExports: m - (hasExportsMap ? exportsMs : 0), wallMedian: median(wall[s]), wallOverBare: median(overBare[s]), samples: inproc[s], wallSamples: wall[s] }
+    out[s] = { median: median(inproc[s]), wallMedian: median(wall[s]), wallOverBare: median(overBare[s]), samples: inproc[s], wallSamples: wall[s] }
   }
-  out.bare = { wallMedian: bare }
-  out['empty-exports'] = { median: exportsMs, samples: inproc['empty-exports'] }
+  out.bare = { wallMedian: median(wall.bare) }
   return out
-}
-
-/** Whether a library's package.json has an "exports" map. */
-function hasExports(lib) {
-  const manifest = lib === 'instance-lock' ? path.join(here, '..', 'package.json') : path.join(here, '..', 'node_modules', lib, 'package.json')
-  return JSON.parse(fs.readFileSync(manifest, 'utf8')).exports !== undefined
 }
 
 /** Contention: 4 processes × N cycles of lock, read-increment-write, unlock. */
@@ -444,7 +422,7 @@ async function main() {
     results.idle = idleResult
     results.crash = summarise(Object.assign(crashFast, ...slowSamples))
     log('guard start-up …')
-    results.guard = await guard(dirs, tmp)
+    results.guard = await guard(dirs)
     log(`contention (4 processes × ${P.contendN} cycles) …`)
     results.contention = await contention(groups, dirs)
   } finally {

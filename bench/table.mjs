@@ -8,7 +8,6 @@ export const COLUMNS = [
   { key: 'crash', title: 'crash → held ms', unit: 'ms' },
   { key: 'handoff', title: 'handoff ms', unit: 'ms' },
   { key: 'guard', title: 'guard require ms', unit: 'ms' },
-  { key: 'guardNetExports', title: 'guard − exports ms', unit: 'ms' },
   { key: 'guardWall', title: 'guard wall Δ ms', unit: 'ms' },
   { key: 'idle', title: 'idle waiter CPU %', unit: '%' },
   { key: 'contention', title: 'contention acq/s', unit: '/s' },
@@ -36,7 +35,6 @@ export function cells(report, subject) {
     get('crash', 'ms'),
     get('handoff', 'ms'),
     get('guard', 'ms'),
-    get('guard', 'ms', 'netOfExports'),
     get('guard', 'ms', 'wallOverBare'),
     get('idle', '%'),
     get('contention', '/s'),
@@ -67,13 +65,5 @@ export function renderTable(report) {
           .map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`)
           .join(', ') +
         '\n'
-  const g = report.results.guard
-  const exportsMs = g?.['empty-exports']?.median
-  const withMap = Object.keys(g ?? {}).filter((lib) => g[lib].hasExportsMap)
-  const exportsNote =
-    exportsMs === undefined
-      ? ''
-      : `\nguard − exports: less what requiring an empty package with an "exports" map costs, ${fmt(exportsMs, 'ms')} ms (Node 20 loads its ESM resolver for the first such package in a process, whichever it is), for the libraries that have one: ${withMap.join(', ') || 'none'}.\n`
-  const note = contention + exportsNote
-  return { text: text + note, markdown: md + note }
+  return { text: text + contention, markdown: md + contention }
 }

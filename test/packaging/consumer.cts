@@ -1,5 +1,4 @@
-// Type-checked (never run) against the packed types through the `require`
-// condition of package.json "exports".
+// Type-checked (never run) against the packed types, required from CommonJS.
 import instanceLock = require('instance-lock')
 
 const held: instanceLock.Lock = instanceLock.tryLock('web', { dir: '/tmp' })

@@ -1,5 +1,4 @@
-// Type-checked (never run) against the packed types through the `import`
-// condition of package.json "exports".
+// Type-checked (never run) against the packed types, imported from ESM.
 import { LockedError, inspect, list, lock, singleInstance, tryLock } from 'instance-lock'
 import type { Holder, Lock, LockStatus } from 'instance-lock'
 
