@@ -1,4 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
 import { describe, expect, it } from 'vitest'
@@ -25,6 +27,26 @@ describe('entry points', () => {
     `])
     expect(r.stderr).toBe('')
     expect(r.stdout.trim().split('\n')).toEqual(['true', 'true', 'true true'])
+  })
+
+  // The bundled node-gyp-build reads package.json and lists directories its
+  // own way (scripts/build-ts.mjs); it still honours the override it reads
+  // the package's name for.
+  const target = `${process.platform}-${process.arch}`
+  it.runIf(fs.existsSync(path.join(ROOT, 'prebuilds', target)))('loads the addon from INSTANCE_LOCK_PREBUILD when that is set, as node-gyp-build does', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'il-prebuild-'))
+    try {
+      fs.cpSync(path.join(ROOT, 'prebuilds', target), path.join(dir, 'prebuilds', target), { recursive: true })
+      const r = spawnSync(process.execPath, ['-e', `require('instance-lock'); console.log(Object.keys(require.cache).filter((f) => f.endsWith('.node')).join())`], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, INSTANCE_LOCK_PREBUILD: dir },
+      })
+      expect(r.stderr).toBe('')
+      expect(path.dirname(r.stdout.trim())).toBe(path.join(dir, 'prebuilds', target))
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('installs no signal or exit handlers and leaves nothing keeping the process alive', () => {

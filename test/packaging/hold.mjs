@@ -28,8 +28,10 @@ try {
     platform: process.platform,
     arch: process.arch,
     node: process.version,
-    // The file node-gyp-build picks with this environment: the one that loaded.
+    // The file node-gyp-build, as published, picks with this environment,
+    // and the one the package's bundled copy of it loaded.
     addon: require('node-gyp-build').path(path.dirname(require.resolve('instance-lock/package.json'))),
+    loaded: Object.keys(require.cache).filter((f) => f.endsWith('.node')),
     // `import` and `require` must share one module: one addon, one registry of held locks.
     sameModule: esm.tryLock === cjs.tryLock && esm.LockedError === cjs.LockedError,
     path: lock.path,
