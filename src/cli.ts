@@ -338,12 +338,13 @@ async function stopVerb(args: string[]): Promise<number> {
       else out(`${what} is free: pid ${e.pid} ${e.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`)
       return 0
     case 'gone':
-      out(
+      // The instance is stopped, but the lock is not free: another holds it.
+      err(
         e.pid === undefined
           ? `${what} changed hands as it was looked at: pid ${e.successor} took the lock; nothing was signalled\n`
-          : `${what}: pid ${e.pid} ${e.forced ? 'was killed' : 'let go'}, and another instance (pid ${e.successor}) took the lock at once\n`,
+          : `${what}: pid ${e.pid} ${e.forced ? 'was killed' : 'let go'}, and another instance (pid ${e.successor}) took the lock at once; it was left alone\n`,
       )
-      return 0
+      return EXIT_HELD
     case 'held':
       err(
         e.forced

@@ -124,8 +124,9 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     await expect.poll(() => signalsSeen(old), { timeout: 10_000 }).toEqual(['SIGTERM'])
     const newcomer = await startHolder(name, { dir }, 'usurper')
     const r = await stopping.result()
-    expect(r).toMatchObject({ code: 0, stderr: '' })
-    expect(r.stdout).toContain(`: pid ${old.pid} let go, and another instance (pid ${newcomer.pid}) took the lock at once`)
+    // Exit 1: the lock is held afterwards, if by another.
+    expect(r).toMatchObject({ code: 1, stdout: '' })
+    expect(r.stderr).toContain(`: pid ${old.pid} let go, and another instance (pid ${newcomer.pid}) took the lock at once; it was left alone`)
     expect(await signalsSeen(newcomer)).toEqual([])
   })
 
