@@ -333,9 +333,20 @@ async function guard(dirs) {
       inproc[s].push(r.netMs)
     }
   }
+  // As with contention, the machine's speed drifts between rounds: within a
+  // round every library started back to back, so instance-lock's time over
+  // each peer's is taken per round.
+  const own = inproc['instance-lock']
   const out = {}
   for (const s of LIBRARIES) {
-    out[s] = { median: median(inproc[s]), wallMedian: median(wall[s]), wallOverBare: median(overBare[s]), samples: inproc[s], wallSamples: wall[s] }
+    out[s] = {
+      median: median(inproc[s]),
+      ownOverThis: median(own.map((t, i) => t / inproc[s][i])),
+      wallMedian: median(wall[s]),
+      wallOverBare: median(overBare[s]),
+      samples: inproc[s],
+      wallSamples: wall[s],
+    }
   }
   out.bare = { wallMedian: median(wall.bare) }
   return out

@@ -65,5 +65,15 @@ export function renderTable(report) {
           .map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`)
           .join(', ') +
         '\n'
-  return { text: text + contention, markdown: md + contention }
+  const g = report.results.guard
+  const guard =
+    g?.['fs-ext']?.ownOverThis === undefined
+      ? ''
+      : `\nguard require, instance-lock's time over each peer's in the same round (median of ${g['instance-lock'].samples.length} rounds): ` +
+        Object.entries(g)
+          .filter(([lib, v]) => lib !== 'instance-lock' && v.ownOverThis !== undefined)
+          .map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`)
+          .join(', ') +
+        '\n'
+  return { text: text + contention + guard, markdown: md + contention + guard }
 }
