@@ -55,25 +55,21 @@ export function renderTable(report) {
   const md =
     [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ':--' : '--:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n') +
     '\n'
-  const c = report.results.contention
-  const contention =
-    c?.['fs-native-extensions']?.ownOverThis === undefined
-      ? ''
-      : `\ncontention, instance-lock's rate over each peer's in the same round (median of ${c['instance-lock'].rates.length} rounds): ` +
-        Object.entries(c)
-          .filter(([lib]) => lib !== 'instance-lock')
-          .map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`)
-          .join(', ') +
-        '\n'
-  const g = report.results.guard
-  const guard =
-    g?.['fs-ext']?.ownOverThis === undefined
-      ? ''
-      : `\nguard require, instance-lock's time over each peer's in the same round (median of ${g['instance-lock'].samples.length} rounds): ` +
-        Object.entries(g)
-          .filter(([lib, v]) => lib !== 'instance-lock' && v.ownOverThis !== undefined)
-          .map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`)
-          .join(', ') +
-        '\n'
-  return { text: text + contention + guard, markdown: md + contention + guard }
+  const note =
+    perRound('contention', 'rate', report.results.contention, (v) => v.rates.length) +
+    perRound('guard require', 'time', report.results.guard, (v) => v.samples.length)
+  return { text: text + note, markdown: md + note }
+}
+
+// The machine's speed drifts between rounds, so some measures also give
+// instance-lock's figure over each peer's within the same round (run.mjs:
+// `ownOverThis`); a report from before a measure had one shows nothing.
+function perRound(title, what, results, rounds) {
+  const peers = Object.entries(results ?? {}).filter(([lib, v]) => lib !== 'instance-lock' && v.ownOverThis !== undefined)
+  if (peers.length === 0) return ''
+  return (
+    `\n${title}, instance-lock's ${what} over each peer's in the same round (median of ${rounds(results['instance-lock'])} rounds): ` +
+    peers.map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`).join(', ') +
+    '\n'
+  )
 }

@@ -5,7 +5,7 @@ import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { afterEach } from 'vitest'
+import { afterEach, expect } from 'vitest'
 import { FIXTURES, ROOT, tmpDir } from './helpers.js'
 
 export const BIN = path.join(ROOT, 'bin', 'instance-lock.js')
@@ -74,6 +74,18 @@ export async function signalsSeen(f: Fixture): Promise<string[]> {
     })
   }
   return seen
+}
+
+/**
+ * Once the stubborn holder `old` has seen a stopper's SIGTERM, another
+ * program takes the lock in its place with a copy of its record (holder.cjs
+ * `usurper`): a newcomer that the record cannot tell from the old instance.
+ */
+export async function usurpOnceSignalled(name: string, options: object, old: Fixture): Promise<Fixture> {
+  await expect.poll(() => signalsSeen(old), { timeout: 10_000 }).toEqual(['SIGTERM'])
+  const newcomer = await startHolder(name, options, 'usurper')
+  expect(fs.readFileSync(newcomer.path!, 'utf8')).toContain(`"pid":${old.pid},`)
+  return newcomer
 }
 
 export function isAlive(pid: number): boolean {
