@@ -1,10 +1,10 @@
 import { fork } from 'node:child_process'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { inspect, singleInstance, tryLock } from '../src/index.js'
+import { LockedError, inspect, singleInstance, tryLock } from '../src/index.js'
 import { flockHolders } from '../src/proc.js'
 import { FIXTURES, tmpDir, uniqueName } from './helpers.js'
-import { startHolder, track } from './stop-fixtures.js'
+import { signalsSeen, startHolder, track, usurpOnceSignalled } from './stop-fixtures.js'
 
 // singleInstance(name, { onLocked: 'replace' }): the restart of a dev server.
 // The old instance is stopped as stop() does and the lock taken; replacers
@@ -78,6 +78,20 @@ describe.skipIf(process.platform !== 'linux')("singleInstance(..., { onLocked: '
       for (const r of racers) r.proc.kill('SIGKILL')
       await Promise.all(racers.map((r) => r.exited))
     }
+  })
+
+  it('leaves alone a newcomer that took the lock as the old instance let go, though its record reads as the old one\'s', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const old = await startHolder(name, { dir }, 'stubborn')
+    const replacing = singleInstance(name, { dir, onLocked: 'replace', timeout: 10_000 })
+    const settled = replacing.catch((err: unknown) => err)
+    const newcomer = await usurpOnceSignalled(name, { dir }, old)
+    const err = (await settled) as LockedError
+    expect(err).toMatchObject({ name: 'LockedError', code: 'ELOCKED' })
+    // Not blamed on the old instance, whose pid the newcomer's record names.
+    expect(err.holder?.pid).not.toBe(old.pid)
+    expect(await signalsSeen(newcomer)).toEqual([])
   })
 
   it('refuses a lock this process holds', async () => {
