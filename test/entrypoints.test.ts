@@ -1,10 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
 import { describe, expect, it } from 'vitest'
-import { ROOT, uniqueName } from './helpers.js'
+import { ROOT, tmpDir, uniqueName } from './helpers.js'
 
 function node(args: string[], input?: string) {
   // A process that does not exit by itself fails the test instead of hanging it.
@@ -27,26 +26,6 @@ describe('entry points', () => {
     `])
     expect(r.stderr).toBe('')
     expect(r.stdout.trim().split('\n')).toEqual(['true', 'true', 'true true'])
-  })
-
-  // The bundled node-gyp-build reads package.json and lists directories its
-  // own way (scripts/build-ts.mjs); it still honours the override it reads
-  // the package's name for.
-  const target = `${process.platform}-${process.arch}`
-  it.runIf(fs.existsSync(path.join(ROOT, 'prebuilds', target)))('loads the addon from INSTANCE_LOCK_PREBUILD when that is set, as node-gyp-build does', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'il-prebuild-'))
-    try {
-      fs.cpSync(path.join(ROOT, 'prebuilds', target), path.join(dir, 'prebuilds', target), { recursive: true })
-      const r = spawnSync(process.execPath, ['-e', `require('instance-lock'); console.log(Object.keys(require.cache).filter((f) => f.endsWith('.node')).join())`], {
-        cwd: ROOT,
-        encoding: 'utf8',
-        env: { ...process.env, INSTANCE_LOCK_PREBUILD: dir },
-      })
-      expect(r.stderr).toBe('')
-      expect(path.dirname(r.stdout.trim())).toBe(path.join(dir, 'prebuilds', target))
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
   })
 
   it('installs no signal or exit handlers and leaves nothing keeping the process alive', () => {
@@ -93,5 +72,81 @@ describe('entry points', () => {
     } finally {
       first.kill('SIGTERM')
     }
+  })
+})
+
+// src/binding.ts loads the shipped prebuild itself where node-gyp-build
+// would pick it, and leaves every other case to node-gyp-build. Each case
+// runs a copy of the package installed in a fresh node_modules.
+describe('which addon the package loads', () => {
+  const target = `${process.platform}-${process.arch}`
+  const shipped = path.join(ROOT, 'prebuilds', target)
+  const hasPrebuild = fs.existsSync(shipped)
+
+  function install(): { project: string; pkg: string } {
+    const project = tmpDir()
+    const pkg = path.join(project, 'node_modules', 'instance-lock')
+    fs.mkdirSync(pkg, { recursive: true })
+    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'))
+    fs.cpSync(path.join(ROOT, 'dist'), path.join(pkg, 'dist'), { recursive: true })
+    fs.cpSync(shipped, path.join(pkg, 'prebuilds', target), { recursive: true })
+    fs.symlinkSync(path.join(ROOT, 'node_modules', 'node-gyp-build'), path.join(project, 'node_modules', 'node-gyp-build'))
+    return { project, pkg }
+  }
+
+  /** What `require('instance-lock')` loaded in `project`, and the addon node-gyp-build picks there. */
+  function loadIn(project: string, env: NodeJS.ProcessEnv = {}) {
+    const script = `
+      const out = {}
+      try { require('instance-lock') } catch (e) { out.error = e.message }
+      const files = Object.keys(require.cache)
+      out.loaded = files.filter((f) => f.endsWith('.node'))
+      out.nodeGypBuild = files.some((f) => f.includes('node-gyp-build'))
+      try { out.pick = require('node-gyp-build').path(require('node:path').dirname(require.resolve('instance-lock/package.json'))) } catch (e) { out.pick = e.message }
+      console.log(JSON.stringify(out))`
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_(arch|platform)$/i.test(k) && k !== 'LIBC' && k !== 'INSTANCE_LOCK_PREBUILD'))
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: project, encoding: 'utf8', env: { ...clean, ...env }, timeout: 30_000 })
+    expect(r.stderr).toBe('')
+    return JSON.parse(r.stdout) as { error?: string; loaded: string[]; nodeGypBuild: boolean; pick: string }
+  }
+
+  it.runIf(hasPrebuild)('the shipped prebuild, without starting node-gyp-build', () => {
+    const { project, pkg } = install()
+    const r = loadIn(project)
+    expect(r.error).toBeUndefined()
+    expect(r.loaded).toEqual([r.pick])
+    expect(path.dirname(r.pick)).toBe(path.join(fs.realpathSync(pkg), 'prebuilds', target))
+    expect(r.nodeGypBuild, 'node-gyp-build was loaded for the shipped prebuild').toBe(false)
+  })
+
+  it.runIf(hasPrebuild)('a build/ directory\'s addon, which node-gyp-build prefers', () => {
+    const { project, pkg } = install()
+    const release = path.join(pkg, 'build', 'Release')
+    fs.mkdirSync(release, { recursive: true })
+    fs.copyFileSync(path.join(shipped, fs.readdirSync(shipped)[0]!), path.join(release, 'instance_lock.node'))
+    const r = loadIn(project)
+    expect(r.error).toBeUndefined()
+    expect(r.pick).toBe(path.join(fs.realpathSync(release), 'instance_lock.node'))
+    expect(r.loaded).toEqual([r.pick])
+  })
+
+  it.runIf(hasPrebuild)('the addon INSTANCE_LOCK_PREBUILD points to', () => {
+    const { project } = install()
+    const elsewhere = tmpDir()
+    fs.cpSync(shipped, path.join(elsewhere, 'prebuilds', target), { recursive: true })
+    const r = loadIn(project, { INSTANCE_LOCK_PREBUILD: elsewhere })
+    expect(r.error).toBeUndefined()
+    expect(path.dirname(r.pick)).toBe(path.join(elsewhere, 'prebuilds', target))
+    expect(r.loaded).toEqual([r.pick])
+  })
+
+  // The Linux prebuilds are built against glibc: where node-gyp-build is
+  // told the C library is musl, it finds no addon, and neither may the package.
+  it.runIf(hasPrebuild && process.platform === 'linux')('none, with node-gyp-build\'s error, where it would find none (LIBC=musl)', () => {
+    const { project } = install()
+    const r = loadIn(project, { LIBC: 'musl' })
+    expect(r.error).toMatch(/^No native build was found for .*libc=musl/)
+    expect(r.pick).toBe(r.error)
+    expect(r.loaded).toEqual([])
   })
 })

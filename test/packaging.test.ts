@@ -290,7 +290,7 @@ describe.each(LEGS)('installed without install scripts, $target $how', (leg) => 
     const basename = leg.target.startsWith('win32') ? path.win32.basename : path.basename
     expect(basename(holder.addon), 'node-gyp-build chose another addon than the shipped prebuild').toBe(path.basename(prebuild))
     expect(holder.addon.replace(/\\/g, '/')).toContain(`/node_modules/instance-lock/prebuilds/${leg.target}/`)
-    expect(holder.loaded, 'the bundled node-gyp-build loaded another addon than node-gyp-build picks').toEqual([holder.addon])
+    expect(holder.loaded, 'the package loaded another addon than node-gyp-build picks').toEqual([holder.addon])
     expect(holder.sameModule, 'import and require gave two module instances').toBe(true)
 
     const refused = await outcome<{ acquired: boolean; error?: { code: string }; holderPid?: number }>(
