@@ -25,11 +25,16 @@
 #include <signal.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #else
+#include <pthread.h>
 #include <sys/mount.h>
 #include <sys/param.h>
+#endif
+#if defined(__FreeBSD__)
+#include <pthread_np.h>
 #endif
 
 #include "platform.h"
@@ -686,6 +691,18 @@ Napi::Value Hostname(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), name);
 }
 
+// Whether the calling thread is the process's first one, where Node runs its
+// main thread (never a Worker's). Unknown elsewhere: false.
+static bool OnInitialThread() {
+#if defined(__linux__)
+  return syscall(SYS_gettid) == getpid();
+#elif defined(__APPLE__) || defined(__FreeBSD__)
+  return pthread_main_np() == 1;
+#else
+  return false;
+#endif
+}
+
 // fsType(path) -> statfs magic number (Linux) or type name (BSD, macOS).
 Napi::Value FsType(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -1165,6 +1182,8 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("AT_FDCWD", Napi::Number::New(env, AT_FDCWD));
   exports.Set("CHECK_MODE", Napi::Number::New(env, kCheckMode));
   exports.Set("CHECK_NAME", Napi::Number::New(env, kCheckName));
+  // Registered once per Node environment, on its own thread.
+  exports.Set("INITIAL_THREAD", Napi::Boolean::New(env, OnInitialThread()));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("lock", Napi::Function::New(env, Lock, "lock"));
   exports.Set("acquire", Napi::Function::New(env, Acquire, "acquire"));

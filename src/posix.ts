@@ -309,11 +309,11 @@ function forgetDir(dir: string): void {
 }
 
 // Only on the main thread: a Worker that ends in the same turn would leave
-// its spares open for the life of the process.
-let keepSpares: boolean | undefined
+// its spares open for the life of the process. The addon tells (loading
+// node:worker_threads to ask would cost a process's first release ~4 ms).
+const keepSpares: boolean = native.INITIAL_THREAD === true
 
 function release(l: Location, h: PosixHandle, shared = false): void {
-  keepSpares ??= (require('node:worker_threads') as typeof import('node:worker_threads')).isMainThread
   if (shared) native.close(h.fd)
   else if (!keepSpares) native.release(h.fd)
   else {

@@ -118,6 +118,7 @@ describe('exclusion', () => {
     expect(openOn(l.path)).toHaveLength(1)
     l.release()
     expect(triedElsewhere(name, dir)).toBe('ok')
+    expect(openOn(l.path), 'the main thread keeps it for the turn').toHaveLength(1)
     await new Promise((resolve) => setImmediate(resolve))
     expect(openOn(l.path)).toEqual([])
   })
@@ -151,6 +152,15 @@ describe('exclusion', () => {
     )
     expect(await new Promise((resolve) => w.once('message', resolve))).toBe(0)
     await w.terminate()
+  })
+
+  // Which thread it runs on decides that; asking node:worker_threads would
+  // cost a process's first release some 4 ms.
+  it('a first release() does not load node:worker_threads', () => {
+    const script = `
+      require('instance-lock').tryLock(process.argv[1], { dir: process.argv[2] }).release()
+      console.log(process.moduleLoadList.includes('NativeModule worker_threads'))`
+    expect(execFileSync(process.execPath, ['-e', script, uniqueName(), tmpDir()], { cwd: ROOT, encoding: 'utf8' }).trim()).toBe('false')
   })
 
   it('keeps different keys independent and one key one lock, whatever its spelling', async () => {
