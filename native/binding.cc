@@ -16,8 +16,15 @@ void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::st
 
 }  // namespace instance_lock
 
+// sha256(text) -> hex digest of its UTF-8 bytes, as node:crypto's
+// createHash('sha256').update(text).digest('hex').
+static Napi::Value Sha256(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), instance_lock::Sha256Hex(info[0].As<Napi::String>()));
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("platform", Napi::String::New(env, instance_lock::kPlatform));
+  exports.Set("sha256", Napi::Function::New(env, Sha256, "sha256"));
   instance_lock::Register(env, exports);
   return exports;
 }

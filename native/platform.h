@@ -15,6 +15,9 @@ void Register(Napi::Env env, Napi::Object exports);
 // (one place maps errno to a code).
 void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path);
 
+// SHA-256 of the bytes, as 64 lowercase hex digits (native/sha256.cc).
+std::string Sha256Hex(const std::string& data);
+
 }  // namespace instance_lock
 
 #endif

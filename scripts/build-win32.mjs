@@ -76,6 +76,7 @@ const args = [
   '-I',
   addonApi,
   path.join(root, 'native', 'binding.cc'),
+  path.join(root, 'native', 'sha256.cc'),
   path.join(root, 'native', 'lock_win.cc'),
   hook,
   '-shared',

@@ -1,6 +1,6 @@
-import type * as Crypto from 'node:crypto'
 import { realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import { native } from './binding.js'
 
 /**
  * The identity of a key. A key naming an existing file or directory becomes
@@ -19,15 +19,13 @@ export function canonicalKey(key: string): string {
   return real
 }
 
-// node:crypto takes ~3 ms to load, more than all the rest of this package,
-// and only keyed locks need it: a guard's start-up does not pay for it.
-let crypto: typeof Crypto | undefined
-
-/** Short, portable, collision-resistant tag for a key in file and mutex names. */
+/**
+ * Short, portable, collision-resistant tag for a key in file and mutex names:
+ * the first 128 bits of its SHA-256, from the addon (loading node:crypto
+ * would cost a keyed lock's first use ~6 ms).
+ */
 export function keyHash(canonical: string): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  crypto ??= require('node:crypto') as typeof Crypto
-  return crypto.createHash('sha256').update(canonical).digest('hex').slice(0, 32)
+  return (native.sha256(canonical) as string).slice(0, 32)
 }
 
 // Case-insensitive file systems (macOS APFS/HFS+ by default, Windows, Linux

@@ -1,8 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import util from 'node:util'
 import { describe, expect, it } from 'vitest'
+import { native } from '../src/binding.js'
 import { LockedError, inspect, lock, tryLock } from '../src/index.js'
 import { ROOT, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
@@ -161,6 +163,32 @@ describe('exclusion', () => {
       require('instance-lock').tryLock(process.argv[1], { dir: process.argv[2] }).release()
       console.log(process.moduleLoadList.includes('NativeModule worker_threads'))`
     expect(execFileSync(process.execPath, ['-e', script, uniqueName(), tmpDir()], { cwd: ROOT, encoding: 'utf8' }).trim()).toBe('false')
+  })
+
+  // The key's hash names the lock file (and the mutex on Windows): it must
+  // stay SHA-256 of the key's UTF-8, as node:crypto computes it, so that
+  // every version of the package finds the same lock.
+  it('names a keyed lock by the SHA-256 of its key, computed without node:crypto', () => {
+    const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
+    const keys = ['a', 'é', '日本語', '😀', 'lone \ud800 surrogate', '\udc00\ud800', 'x'.repeat(4096)]
+    // Lengths around SHA-256's 64-byte blocks and the 56 bytes that leave room for the length.
+    for (let n = 1; n <= 130; n++) keys.push('k'.repeat(n), 'é'.repeat(n))
+    for (const k of keys) expect(native.sha256(k), JSON.stringify(k.slice(0, 20))).toBe(sha256(k))
+
+    const dir = tmpDir()
+    const name = uniqueName()
+    const key = 'orders-db ✓'
+    const l = tryLock(name, { dir, key })
+    expect(path.basename(l.path)).toBe(`${name}@${sha256(key).slice(0, 32)}.lock`)
+    l.release()
+
+    // From a file: `node -e` loads node:crypto itself.
+    const script = path.join(dir, 'keyed.cjs')
+    fs.writeFileSync(script, `
+      const [root, name, dir] = process.argv.slice(2)
+      require(root).tryLock(name, { dir, key: dir }).release()
+      console.log(process.moduleLoadList.includes('NativeModule crypto'))`)
+    expect(execFileSync(process.execPath, [script, ROOT, uniqueName(), dir], { encoding: 'utf8' }).trim()).toBe('false')
   })
 
   it('keeps different keys independent and one key one lock, whatever its spelling', async () => {
