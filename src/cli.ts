@@ -12,7 +12,7 @@ import { describeLock } from './lock.js'
 import type { Lock } from './lock.js'
 import { locateIdentity } from './locate.js'
 import { backend } from './platform.js'
-import { makeRecord } from './record.js'
+import { isoAt, makeRecord } from './record.js'
 import { DEFAULT_TIMEOUT, endHolder } from './stop.js'
 import type { Holder, LockOptions, LockStatus } from './types.js'
 import { checkDir, checkIdentity, checkKey, checkName, checkScope } from './validate.js'
@@ -464,7 +464,7 @@ function runHolding(held: Lock, command: string[]): Promise<number> {
     if (child.pid !== undefined) {
       // `status` shows COMMAND, and `stop` aims at it once this process is
       // gone (it is proven from COMMAND's own descriptor then).
-      const record = makeRecord(held.location, JSON.stringify({ command: command.map(shellQuote).join(' ') }), held.acquiredAt.toISOString(), inherit ? child.pid : process.pid)
+      const record = makeRecord(held.location, JSON.stringify({ command: command.map(shellQuote).join(' ') }), isoAt(held.acquiredAt.getTime()), inherit ? child.pid : process.pid)
       try {
         backend.update(held.location, held.handle, record)
       } catch {

@@ -1,6 +1,6 @@
 import type { Backend, Location } from './backend.js'
 import { LockedError } from './errors.js'
-import { makeRecord, parseRecord } from './record.js'
+import { isoAt, makeRecord, parseRecord } from './record.js'
 import type { Holder, Scope } from './types.js'
 import { checkData } from './validate.js'
 
@@ -68,7 +68,7 @@ export class Lock implements Disposable {
 
   /** What this process recorded as holder. */
   get holder(): Holder {
-    return parseRecord(makeRecord(this.#loc, this.#data, this.acquiredAt.toISOString()))!
+    return parseRecord(makeRecord(this.#loc, this.#data, isoAt(this.acquiredAt.getTime())))!
   }
 
   /**
@@ -86,7 +86,7 @@ export class Lock implements Disposable {
       err.code = 'ERR_INVALID_STATE'
       throw err
     }
-    this.#backend.update(this.#loc, this.#handle, makeRecord(this.#loc, json, this.acquiredAt.toISOString()))
+    this.#backend.update(this.#loc, this.#handle, makeRecord(this.#loc, json, isoAt(this.acquiredAt.getTime())))
     this.#data = json
   }
 

@@ -44,12 +44,31 @@ describe('inspect', () => {
     expect(s).toMatchObject({ name, key: db, scope: 'user', locked: true, path: p })
     expect(s.holder).toMatchObject({ pid: child.pid, name, scope: 'user', key: db, data: { port: 3000 } })
     expect(new Date(s.holder!.startedAt).getTime()).toBeGreaterThan(Date.now() - 60_000)
+    const startedAt = s.holder!.startedAt
     await child.call('update', p, { port: 3001 })
-    expect(inspect(name, { dir, key: db }).holder?.data).toEqual({ port: 3001 })
+    expect(inspect(name, { dir, key: db }).holder).toMatchObject({ data: { port: 3001 }, startedAt })
     await child.kill()
     const after = inspect(name, { dir, key: db })
     expect(after.locked).toBe(false)
     expect(after.holder).toBeUndefined()
+  })
+
+  it('reports its own lock as the Lock says, before and after update(), here and in another process', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const l = tryLock(name, { dir, data: { port: 1 } })
+    const child = await spawnChild()
+    try {
+      const holder = { pid: process.pid, name, scope: 'user', startedAt: l.acquiredAt.toISOString() }
+      expect(l.holder).toMatchObject({ ...holder, data: { port: 1 } })
+      expect(inspect(name, { dir }).holder).toEqual(l.holder)
+      l.update({ port: 2 })
+      expect(inspect(name, { dir }).holder).toMatchObject({ ...holder, data: { port: 2 } })
+      expect((await child.call<{ holder: unknown }>('inspect', name, { dir })).holder).toMatchObject({ ...holder, data: { port: 2 } })
+    } finally {
+      l.release()
+      await child.kill()
+    }
   })
 
   it('carries long paths and long non-ASCII records through the addon intact', async () => {
