@@ -68,7 +68,7 @@ export class Lock implements Disposable {
 
   /** What this process recorded as holder. */
   get holder(): Holder {
-    return parseRecord(makeRecord(this.#loc, this.#data, isoAt(this.acquiredAt.getTime())))!
+    return parseRecord(this.#record(this.#data))!
   }
 
   /**
@@ -86,8 +86,12 @@ export class Lock implements Disposable {
       err.code = 'ERR_INVALID_STATE'
       throw err
     }
-    this.#backend.update(this.#loc, this.#handle, makeRecord(this.#loc, json, isoAt(this.acquiredAt.getTime())))
+    this.#backend.update(this.#loc, this.#handle, this.#record(json))
     this.#data = json
+  }
+
+  #record(data: string | undefined): string {
+    return makeRecord(this.#loc, data, isoAt(this.acquiredAt.getTime()))
   }
 
   /** Releases the lock. Idempotent. */

@@ -6,7 +6,7 @@ import util from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { native } from '../src/binding.js'
 import { LockedError, inspect, lock, tryLock } from '../src/index.js'
-import { ROOT, spawnChild, tmpDir, uniqueName } from './helpers.js'
+import { ROOT, builtinsLoadedBy, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
 /** Another process's tryLock, synchronously: 'ok' or the error code. */
 function triedElsewhere(name: string, dir: string): string {
@@ -159,10 +159,8 @@ describe('exclusion', () => {
   // Which thread it runs on decides that; asking node:worker_threads would
   // cost a process's first release some 4 ms.
   it('a first release() does not load node:worker_threads', () => {
-    const script = `
-      require('instance-lock').tryLock(process.argv[1], { dir: process.argv[2] }).release()
-      console.log(process.moduleLoadList.includes('NativeModule worker_threads'))`
-    expect(execFileSync(process.execPath, ['-e', script, uniqueName(), tmpDir()], { cwd: ROOT, encoding: 'utf8' }).trim()).toBe('false')
+    const loaded = builtinsLoadedBy("require('instance-lock').tryLock(process.argv[2], { dir: process.argv[3] }).release()", uniqueName(), tmpDir())
+    expect(loaded).not.toContain('worker_threads')
   })
 
   // The key's hash names the lock file (and the mutex on Windows): it must
@@ -182,13 +180,8 @@ describe('exclusion', () => {
     expect(path.basename(l.path)).toBe(`${name}@${sha256(key).slice(0, 32)}.lock`)
     l.release()
 
-    // From a file: `node -e` loads node:crypto itself.
-    const script = path.join(dir, 'keyed.cjs')
-    fs.writeFileSync(script, `
-      const [root, name, dir] = process.argv.slice(2)
-      require(root).tryLock(name, { dir, key: dir }).release()
-      console.log(process.moduleLoadList.includes('NativeModule crypto'))`)
-    expect(execFileSync(process.execPath, [script, ROOT, uniqueName(), dir], { encoding: 'utf8' }).trim()).toBe('false')
+    const loaded = builtinsLoadedBy("require('instance-lock').tryLock(process.argv[2], { dir: process.argv[3], key: process.argv[3] }).release()", uniqueName(), dir)
+    expect(loaded).not.toContain('crypto')
   })
 
   it('keeps different keys independent and one key one lock, whatever its spelling', async () => {

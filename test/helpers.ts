@@ -1,4 +1,4 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -135,4 +135,23 @@ export async function eventually(check: () => boolean, what: string, limitMs = 5
     if (Date.now() > end) throw new Error(`not within ${limitMs} ms: ${what}`)
     await new Promise((r) => setTimeout(r, 1))
   }
+}
+
+/**
+ * The Node built-in modules that `script` makes a fresh process load, by id
+ * (`os`, `internal/modules/esm/resolve`…), for start-up costs a test must
+ * keep away. The script runs from a file (`node -e` loads some modules
+ * itself) in a project whose node_modules/instance-lock is this checkout, so
+ * it requires the package by name as a user does; `args` are its
+ * `process.argv.slice(2)`.
+ */
+export function builtinsLoadedBy(script: string, ...args: string[]): string[] {
+  const project = tmpDir()
+  fs.mkdirSync(path.join(project, 'node_modules'))
+  fs.symlinkSync(ROOT, path.join(project, 'node_modules', 'instance-lock'), 'junction')
+  const file = path.join(project, 'script.cjs')
+  fs.writeFileSync(file, `${script}\nconsole.log(JSON.stringify(process.moduleLoadList))\n`)
+  const out = execFileSync(process.execPath, [file, ...args], { cwd: project, encoding: 'utf8' })
+  const list = JSON.parse(out.trim().split('\n').pop()!) as string[]
+  return list.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice('NativeModule '.length))
 }
