@@ -140,12 +140,20 @@ describe('which addon the package loads', () => {
     expect(r.loaded).toEqual([r.pick])
   })
 
-  // The Linux prebuilds are built against glibc: where node-gyp-build is
-  // told the C library is musl, it finds no addon, and neither may the package.
-  it.runIf(hasPrebuild && process.platform === 'linux')('none, with node-gyp-build\'s error, where it would find none (LIBC=musl)', () => {
+  // Overrides that send node-gyp-build to another C library, platform or
+  // CPU: there it finds no addon in this copy, and neither may the package
+  // (the Linux prebuilds are built against glibc).
+  const otherArch = process.arch === 'arm64' ? 'x64' : 'arm64'
+  const elsewhere = [
+    { env: { npm_config_arch: otherArch }, tag: `arch=${otherArch}` },
+    { env: { npm_config_platform: 'freebsd' }, tag: 'platform=freebsd' },
+    // Only Linux prebuilds carry a C library tag.
+    ...(process.platform === 'linux' ? [{ env: { LIBC: 'musl' }, tag: 'libc=musl' }] : []),
+  ]
+  it.runIf(hasPrebuild).each(elsewhere)('none, with node-gyp-build\'s error, where it would find none ($tag)', ({ env, tag }) => {
     const { project } = install()
-    const r = loadIn(project, { LIBC: 'musl' })
-    expect(r.error).toMatch(/^No native build was found for .*libc=musl/)
+    const r = loadIn(project, env)
+    expect(r.error).toMatch(new RegExp(`^No native build was found for .*${tag}`))
     expect(r.pick).toBe(r.error)
     expect(r.loaded).toEqual([])
   })
