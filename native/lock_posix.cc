@@ -21,9 +21,10 @@
 #include <uv.h>
 
 #if defined(__linux__)
+#include <dlfcn.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
-#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -115,6 +116,42 @@ class Utf8Arg {
   size_t len_ = 0;
   bool ok_ = false;
 };
+
+struct Waits;
+
+// What one Node environment (the main thread, or a Worker) has of the
+// addon: the descriptors it was handed (lock files held, waited on or kept
+// as spares; scope directories), and its blocking waits. When the
+// environment ends, its waits are cancelled and its descriptors closed, so
+// a Worker's locks and waits end with the Worker, as on Windows.
+struct Env {
+  std::vector<bool> owned;  // by descriptor number
+  Waits* waits = nullptr;   // Linux, from the first blocking wait on
+  napi_async_cleanup_hook_handle cleanup = nullptr;
+};
+
+Env* EnvOf(Napi::Env env) {
+  void* data = nullptr;
+  napi_get_instance_data(env, &data);
+  return static_cast<Env*>(data);
+}
+
+void Track(Env* env, int fd) {
+  if (fd < 0) return;
+  if (static_cast<size_t>(fd) >= env->owned.size()) env->owned.resize(static_cast<size_t>(fd) + 64);
+  env->owned[static_cast<size_t>(fd)] = true;
+}
+
+void Untrack(Env* env, int fd) {
+  if (fd >= 0 && static_cast<size_t>(fd) < env->owned.size()) env->owned[static_cast<size_t>(fd)] = false;
+}
+
+// A call from src/ with arguments of the wrong types: a TypeError, never
+// garbage read as a number.
+Napi::Value ThrowType(Napi::Env env, const char* signature) {
+  Napi::TypeError::New(env, std::string("instance-lock addon: expected ") + signature).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
 
 int OpenRetry(int dirfd, const char* name, int flags, mode_t mode) {
   int fd;
@@ -298,8 +335,7 @@ bool NoLongerNamed(const FileId& own, int dirfd, const char* name, int checks) {
 // still lead to the descriptor's device and inode. The descriptor is checked
 // (CheckFile) before anything is written to it. On kStale and on failure the
 // flock is dropped.
-int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode, int checks, int* err,
-                 const char** syscall) {
+int VerifyLocked(int fd, int dirfd, const char* name, mode_t mode, int checks, int* err, const char** syscall) {
   FileId own;
   if (IdentityOfFd(fd, &own) != 0) {
     *err = errno;
@@ -316,32 +352,37 @@ int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode
     FlockRetry(fd, LOCK_UN);
     return -1;
   }
+  return kAcquired;
+}
+
+// Linux: an open-file-description lock next to the flock, so inspectors can
+// ask "is it held?" with F_OFD_GETLK, which takes nothing and so never makes
+// a concurrent tryLock fail. flock and fcntl locks are independent on Linux;
+// it vanishes with the descriptor, like the flock. Set only once the holder
+// record is written: an inspector that sees it held reads the new holder,
+// never the previous one.
+void SetIndicator(int fd, bool writable) {
 #ifdef F_OFD_SETLK
-  // Linux: an open-file-description lock next to the flock, so inspectors can
-  // ask "is it held?" with F_OFD_GETLK, which takes nothing and so never
-  // makes a concurrent tryLock fail. flock and fcntl locks are independent
-  // on Linux; it vanishes with the descriptor, like the flock.
   struct flock fl;
   memset(&fl, 0, sizeof fl);
   fl.l_type = writable ? F_WRLCK : F_RDLCK;
   fl.l_whence = SEEK_SET;
   fcntl(fd, F_OFD_SETLK, &fl);
 #else
+  (void)fd;
   (void)writable;
 #endif
-  return kAcquired;
 }
 
 // flock(LOCK_EX|LOCK_NB), then VerifyLocked.
-int LockFd(int fd, int dirfd, const char* name, bool writable, mode_t mode, int checks, int* err,
-           const char** syscall) {
+int LockFd(int fd, int dirfd, const char* name, mode_t mode, int checks, int* err, const char** syscall) {
   if (FlockRetry(fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK || errno == EAGAIN) return kHeld;
     *err = errno;
     *syscall = "flock";
     return -1;
   }
-  return VerifyLocked(fd, dirfd, name, writable, mode, checks, err, syscall);
+  return VerifyLocked(fd, dirfd, name, mode, checks, err, syscall);
 }
 
 // Eight lowercase hex digits, as "%08x" would print them (snprintf is a
@@ -455,6 +496,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, r.err, r.syscall, name.str());
     return env.Undefined();
   }
+  Track(EnvOf(env), r.fd);
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, r.fd));
   out.Set(1u, Napi::Boolean::New(env, r.writable));
@@ -463,8 +505,9 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 
 // lock(fd, dirfd, name, writable, mode, checks, record|null) ->
 // 0 acquired | 1 held | 2 stale (the descriptor no longer names the file:
-// reopen). On 0 the file has been checked as by open() and the record has
-// been written when `record` is a string and `writable`.
+// reopen). On 0 the file has been checked as by open(), the record has been
+// written when `record` is a string and `writable`, and then the inspection
+// indicator set.
 Napi::Value Lock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -476,14 +519,17 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
   int checks = info[5].As<Napi::Number>().Int32Value();
   int err = 0;
   const char* syscall = "flock";
-  int state = LockFd(fd, dirfd, name.c_str(), writable, mode, checks, &err, &syscall);
+  int state = LockFd(fd, dirfd, name.c_str(), mode, checks, &err, &syscall);
   if (state < 0) {
     ThrowSystemError(env, err, syscall, name.str());
     return env.Undefined();
   }
-  if (state == kAcquired && writable && info[6].IsString()) {
-    Utf8Arg record(env, info[6], kHeaderLen);
-    if (record.ok()) WriteRecord(fd, record);
+  if (state == kAcquired) {
+    if (writable && info[6].IsString()) {
+      Utf8Arg record(env, info[6], kHeaderLen);
+      if (record.ok()) WriteRecord(fd, record);
+    }
+    SetIndicator(fd, writable);
   }
   return Napi::Number::New(env, state);
 }
@@ -505,6 +551,7 @@ bool Orphaned(int fd, int dirfd, const char* name, int checks) {
 // here.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  Env* home = EnvOf(env);
   int dirfd = info[0].As<Napi::Number>().Int32Value();
   Utf8Arg name(env, info[1]);
   if (!name.ok()) return env.Undefined();
@@ -530,10 +577,11 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     }
     int err = 0;
     const char* syscall = "flock";
-    int state = LockFd(r.fd, dirfd, name.c_str(), r.writable, mode, checks, &err, &syscall);
+    int state = LockFd(r.fd, dirfd, name.c_str(), mode, checks, &err, &syscall);
     if (state == kHeld) {
       if (info[5].ToBoolean()) {
         // A waiter re-checks its descriptor after its flock and every 250 ms.
+        Track(home, r.fd);
         Napi::Array out = Napi::Array::New(env, 2);
         out.Set(0u, Napi::Number::New(env, r.fd));
         out.Set(1u, Napi::Boolean::New(env, r.writable));
@@ -542,10 +590,12 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
       // A kept descriptor may have outlived its file: then the holder of
       // the orphan is nobody's business, and the file at the path is tried.
       if (reused && Orphaned(r.fd, dirfd, name.c_str(), checks)) {
+        Untrack(home, r.fd);
         close(r.fd);
         continue;
       }
       Napi::Value record = RecordOrNull(env, r.fd);
+      Untrack(home, r.fd);
       close(r.fd);
       return record;
     }
@@ -555,8 +605,11 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
         Utf8Arg record(env, info[4], kHeaderLen);
         if (record.ok()) WriteRecord(r.fd, record);
       }
+      SetIndicator(r.fd, r.writable);
+      Track(home, r.fd);
       return Napi::Number::New(env, r.writable ? r.fd : ~r.fd);
     }
+    Untrack(home, r.fd);
     close(r.fd);
     if (state < 0) {
       ThrowSystemError(env, err, syscall, name.str());
@@ -665,8 +718,12 @@ void ReleaseFd(int fd) {
 
 // release(fd): see ReleaseFd.
 Napi::Value Release(const Napi::CallbackInfo& info) {
-  ReleaseFd(info[0].As<Napi::Number>().Int32Value());
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowType(env, "release(fd)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  ReleaseFd(fd);
+  Untrack(EnvOf(env), fd);
+  return env.Undefined();
 }
 
 // unlock(fd): ReleaseFd without the close; src/ may take the lock again on
@@ -677,9 +734,28 @@ Napi::Value Unlock(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return ThrowType(env, "close(fd)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
   // close() is not retried on EINTR: on Linux the descriptor is gone anyway.
-  close(info[0].As<Napi::Number>().Int32Value());
-  return info.Env().Undefined();
+  close(fd);
+  Untrack(EnvOf(env), fd);
+  return env.Undefined();
+}
+
+// openDir(path) -> fd of the directory, opened without following a symlink
+// at `path` itself; closed with close(), and with the environment.
+Napi::Value OpenDir(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "openDir(path)");
+  std::string path = info[0].As<Napi::String>();
+  int fd = OpenRetry(AT_FDCWD, path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) {
+    ThrowSystemError(env, errno, "open", path);
+    return env.Undefined();
+  }
+  Track(EnvOf(env), fd);
+  return Napi::Number::New(env, fd);
 }
 
 // hostname() -> gethostname(), as os.hostname() gives it, or undefined. The
@@ -735,27 +811,30 @@ Napi::Value SameFile(const Napi::CallbackInfo& info) {
 // flock(LOCK_EX), so the kernel itself hands the lock over the moment the
 // holder releases it or dies, with no polling and no event to miss. The
 // thread then does what the loop would do after a flock (check the file,
-// re-check that the descriptor still names it, set the inspection indicator,
-// write the holder record stamped with the time) and reports. A process
-// woken from idle runs slowly for a while, so the less its loop has to do,
-// the sooner the caller holds the lock.
+// re-check that the descriptor still names it, write the holder record
+// stamped with the time, set the inspection indicator) and reports. A
+// process woken from idle runs slowly for a while, so the less its loop has
+// to do, the sooner the caller holds the lock.
 //
 // Threads are kept for the next wait (up to kMaxIdle, parked on a condition
 // variable, costing nothing): creating one per wait, and its exit, cost more
-// than the rest of a handoff. Parked threads keep nothing alive. Each
-// environment (thread running JS) has one async handle and one callback for
-// all its waits; ended waits queue for it.
+// than the rest of a handoff. Each environment (thread running JS) has one
+// async handle and one callback for all its waits; ended waits queue for it.
 //
-// A wait that settles otherwise (timeout, abort) is cancelled with
-// pthread_cancel: cancellation is enabled, asynchronous, only around the
-// flock call, so it lands while the thread is blocked there (the C library
-// interrupts the call) or before it starts, never elsewhere. A cleanup
-// handler reports the thread's end; the descriptor, which the wait owns from
-// then on, is closed on the loop. A thread that a cancel was aimed at is
-// never reused: a cancel that arrives just after flock returned stays
-// pending and would hit its next wait. No signal handler of ours is
-// involved, and an idle waiter costs no CPU at all.
-enum WaitState { kWaitAcquired = 0, kWaitStale = 2, kWaitFailed = 3, kWaitCancelled = 4 };
+// Cancelling (a timeout, an abort, the environment ending) is synchronous
+// and never unwinds the thread: the canceller sets the wait's flag and sends
+// the thread a real-time signal whose handler, only while the thread is
+// "armed" around its flock call, jumps out of it. Every moment the signal
+// can land is handled: before the flag check (the check sees it), between
+// the check and the call, in the call (EINTR), or just as flock returned 0
+// (then the lock was ours and goes with the descriptor). The canceller waits
+// until the thread has let go of the wait (microseconds: the thread is never
+// anywhere slow), then unlocks and closes the descriptor itself. So a wait
+// that settled as timed out or aborted holds nothing afterwards, and no
+// thread works for an environment that is gone. Asynchronous thread
+// cancellation is not used: a cancel request delivered after a thread
+// disabled cancellation can still unwind it in some C libraries.
+enum WaitState { kWaitAcquired = 0, kWaitStale = 2, kWaitFailed = 3 };
 
 struct BlockingWait;
 struct Waits;
@@ -763,13 +842,59 @@ struct Waits;
 struct WaitThread {
   pthread_t thread{};
   pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-  BlockingWait* job = nullptr;  // guarded by g_threads_mutex
-  bool doomed = false;          // a cancel was aimed at it
+  BlockingWait* job = nullptr;  // guarded by g_mutex
+  sigjmp_buf jump;
+  volatile sig_atomic_t armed = 0;  // this thread only, and its signal handler
 };
 
-pthread_mutex_t g_threads_mutex = PTHREAD_MUTEX_INITIALIZER;
-std::vector<WaitThread*> g_idle;
+pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
+pthread_cond_t g_let_go = PTHREAD_COND_INITIALIZER;  // a thread let go of a cancelled wait
+std::vector<WaitThread*> g_idle;                    // guarded by g_mutex
 constexpr size_t kMaxIdle = 4;
+int g_wake_signal = 0;  // guarded by g_mutex; set once per process
+
+// The waiting thread running here, for the signal handler. initial-exec, so
+// the handler never allocates (the general-dynamic model of a dlopen'ed
+// library may, on a thread's first access).
+__thread WaitThread* t_self __attribute__((tls_model("initial-exec"))) = nullptr;
+
+void OnWakeSignal(int) {
+  WaitThread* t = t_self;
+  if (t != nullptr && t->armed) {
+    t->armed = 0;
+    siglongjmp(t->jump, 1);
+  }
+}
+
+// Picks a real-time signal nothing in the process uses (default action, no
+// handler) and installs the wake-up handler on it, once per process; 0 if
+// every one is taken. No SA_RESTART: an interrupted flock returns EINTR.
+//
+// From then on the addon stays loaded for the life of the process: Node
+// unloads an addon when the last environment that loaded it ends (a Worker,
+// where the main thread never loaded it), which would leave the handler and
+// the parked threads pointing into unmapped code.
+int WakeSignal() {
+  if (g_wake_signal != 0) return g_wake_signal;
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&OnWakeSignal), &self) == 0 || self.dli_fname == nullptr ||
+      dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) == nullptr)
+    return 0;
+  for (int sig = SIGRTMAX; sig >= SIGRTMIN; sig--) {
+    struct sigaction old;
+    if (sigaction(sig, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL)
+      continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = OnWakeSignal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, nullptr) == 0) {
+      g_wake_signal = sig;
+      break;
+    }
+  }
+  return g_wake_signal;
+}
 
 struct BlockingWait {
   uint32_t id = 0;
@@ -783,13 +908,21 @@ struct BlockingWait {
   // the acquisition time goes; empty for none.
   std::string record;
   size_t stamp_at = 0;
-  WaitThread* runner = nullptr;  // guarded by g_threads_mutex; null once done
   Waits* owner = nullptr;
-  std::atomic<int> state{-1};    // a WaitState once ended
-  int err = 0;                   // kWaitFailed: errno
+  // Guarded by g_mutex: the thread working on it (from dispatch until it
+  // lets go), whether it is done with it, whether it reported, and whether
+  // it was cancelled (also in `stop`, which the thread reads unlocked).
+  WaitThread* runner = nullptr;
+  bool done = false;
+  bool reported = false;
+  bool cancel = false;
+  std::atomic<bool> stop{false};
+  // The outcome, written by the thread before it lets go.
+  int state = -1;
+  int err = 0;
   const char* syscall = "flock";
-  double at = 0;                 // kWaitAcquired: ms since the epoch
-  bool cancelled = false;        // loop thread only
+  double at = 0;  // kWaitAcquired: ms since the epoch
+  bool cancelled = false;  // loop thread only
 };
 
 // The waits of one environment. `ended` is filled by the threads and
@@ -797,6 +930,8 @@ struct BlockingWait {
 // is in `ended` its thread has finished with the environment's handle too.
 struct Waits {
   napi_env env = nullptr;
+  Env* home = nullptr;
+  bool closing = false;  // the environment ends: no more callbacks
   uv_async_t* async = nullptr;
   napi_ref callback = nullptr;
   napi_ref resource = nullptr;
@@ -834,100 +969,108 @@ double StampNow(char* out) {
   return static_cast<double>(secs) * 1000 + ms;
 }
 
-// Runs in a thread cancelled in flock, as it unwinds: the thread ends here.
-void ThreadCancelled(void* arg) {
-  auto* t = static_cast<WaitThread*>(arg);
-  pthread_mutex_lock(&g_threads_mutex);  // the canceller is done with `t`
-  BlockingWait* w = t->job;
-  w->runner = nullptr;
-  pthread_mutex_unlock(&g_threads_mutex);
-  pthread_cond_destroy(&t->wake);
-  delete t;
-  w->state.store(kWaitCancelled);
-  Report(w);
-}
-
-// After flock(LOCK_EX) returned 0: as LockFd after a successful flock.
+// After flock(LOCK_EX) returned 0: as LockFd and Publish after a
+// successful flock.
 void Acquired(BlockingWait* w) {
-  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->writable, w->mode, w->checks, &w->err,
-                           &w->syscall);
+  int state = VerifyLocked(w->fd, w->dirfd, w->name.c_str(), w->mode, w->checks, &w->err, &w->syscall);
   if (state < 0) {
-    w->state.store(kWaitFailed);
+    w->state = kWaitFailed;
     return;
   }
   if (state == kStale) {
-    w->state.store(kWaitStale);
+    w->state = kWaitStale;
     return;
   }
   char* stamp = w->record.empty() ? nullptr : &w->record[kHeaderLen + w->stamp_at + kStampOffset];
   char ignored[24];
   w->at = StampNow(stamp != nullptr ? stamp : ignored);
   if (stamp != nullptr && w->writable) WriteRecord(w->fd, &w->record[0], w->record.size() - kHeaderLen);
-  w->state.store(kWaitAcquired);
+  SetIndicator(w->fd, w->writable);
+  w->state = kWaitAcquired;
+}
+
+// Blocks in flock(LOCK_EX) on the wait's descriptor: 0 once it is locked,
+// an errno, or -1 when the wait was cancelled (the lock may then be held:
+// the canceller drops it with the descriptor).
+int BlockInFlock(WaitThread* t, BlockingWait* w) {
+  for (;;) {
+    // Nothing here is modified between sigsetjmp and the jump back.
+    if (sigsetjmp(t->jump, 1) != 0) {
+      if (w->stop.load()) return -1;
+      continue;  // a wake-up meant for an earlier wait: wait on
+    }
+    t->armed = 1;
+    if (w->stop.load()) {
+      t->armed = 0;
+      return -1;
+    }
+    int r = flock(w->fd, LOCK_EX);
+    int err = errno;
+    t->armed = 0;
+    if (r == 0) return 0;
+    if (err != EINTR) return err;
+  }
 }
 
 // One wait, on the thread `t`. Returns whether the thread may be reused.
 bool RunWait(WaitThread* t, BlockingWait* w) {
-  int ignored;
-  pthread_cleanup_push(ThreadCancelled, t);
-  for (;;) {
-    // A cancel requested while disabled takes effect right here.
-    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &ignored);
-    int r = flock(w->fd, LOCK_EX);
-    int err = errno;
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &ignored);
-    if (r == 0) {
-      Acquired(w);
-      break;
-    }
-    if (err != EINTR) {
-      w->err = err;
-      w->state.store(kWaitFailed);
-      break;
-    }
+  int r = BlockInFlock(t, w);
+  if (r == 0 && !w->stop.load()) {
+    Acquired(w);
+  } else if (r > 0) {
+    w->err = r;
+    w->state = kWaitFailed;
   }
-  pthread_cleanup_pop(0);
-  pthread_mutex_lock(&g_threads_mutex);
+  pthread_mutex_lock(&g_mutex);
   t->job = nullptr;
   w->runner = nullptr;
-  bool keep = !t->doomed && g_idle.size() < kMaxIdle;
+  w->done = true;
+  if (w->cancel) {
+    pthread_cond_broadcast(&g_let_go);
+  } else {
+    // The last touch of `w` and of its environment: once reported, the
+    // loop may free it.
+    w->reported = true;
+    Report(w);
+  }
+  bool keep = g_idle.size() < kMaxIdle;
   if (keep) g_idle.push_back(t);
-  pthread_mutex_unlock(&g_threads_mutex);
-  // The last touch of `w` and of its environment.
-  Report(w);
+  pthread_mutex_unlock(&g_mutex);
   return keep;
 }
 
 void* WaitThreadMain(void* arg) {
   auto* t = static_cast<WaitThread*>(arg);
+  t_self = t;
   // Named for ps -L, top -H and /proc/<pid>/task/*/comm.
   prctl(PR_SET_NAME, "instance-lock");
-  int ignored;
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &ignored);
-  pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &ignored);
-  pthread_mutex_lock(&g_threads_mutex);
+  // Created with every signal blocked, so the process's signals go to its
+  // other threads; only the wake-up signal reaches this one.
+  sigset_t set;
+  sigfillset(&set);
+  pthread_mutex_lock(&g_mutex);
+  sigdelset(&set, g_wake_signal);
+  pthread_sigmask(SIG_SETMASK, &set, nullptr);
   for (;;) {
-    while (t->job == nullptr) pthread_cond_wait(&t->wake, &g_threads_mutex);
+    while (t->job == nullptr) pthread_cond_wait(&t->wake, &g_mutex);
     BlockingWait* w = t->job;
-    pthread_mutex_unlock(&g_threads_mutex);
+    pthread_mutex_unlock(&g_mutex);
     if (!RunWait(t, w)) break;
-    pthread_mutex_lock(&g_threads_mutex);
+    pthread_mutex_lock(&g_mutex);
   }
   pthread_cond_destroy(&t->wake);
   delete t;
   return nullptr;
 }
 
-// Hands `w` to a parked thread, or to a new one. 0 or an errno.
+// Hands `w` to a parked thread, or to a new one. 0 or an errno. g_mutex held.
 int Dispatch(BlockingWait* w) {
-  pthread_mutex_lock(&g_threads_mutex);
   if (!g_idle.empty()) {
     WaitThread* t = g_idle.back();
     g_idle.pop_back();
     t->job = w;
     w->runner = t;
     pthread_cond_signal(&t->wake);
-    pthread_mutex_unlock(&g_threads_mutex);
     return 0;
   }
   auto* t = new WaitThread();
@@ -936,13 +1079,8 @@ int Dispatch(BlockingWait* w) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  // It runs flock, a few more calls and the cancellation's unwinding.
+  // It runs flock, a few more calls and the signal handler.
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  // Every signal blocked from its first instruction on (the mask is
-  // inherited), so the process's signals go to its other threads: a handler
-  // run here with asynchronous cancellation enabled could be cut off
-  // halfway by a cancel (libuv's takes a lock), and nothing here needs
-  // interrupting but the cancel, which the C library keeps deliverable.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -953,7 +1091,6 @@ int Dispatch(BlockingWait* w) {
     w->runner = nullptr;
     delete t;
   }
-  pthread_mutex_unlock(&g_threads_mutex);
   return err;
 }
 
@@ -963,18 +1100,7 @@ void Unreference(Waits* waits) {
   if (--waits->referenced == 0) uv_unref(reinterpret_cast<uv_handle_t*>(waits->async));
 }
 
-void Cancel(BlockingWait* w) {
-  w->cancelled = true;
-  Unreference(w->owner);
-  pthread_mutex_lock(&g_threads_mutex);
-  if (w->runner != nullptr) {
-    w->runner->doomed = true;
-    pthread_cancel(w->runner->thread);
-  }
-  pthread_mutex_unlock(&g_threads_mutex);
-}
-
-// Lets go of a wait whose thread has reported.
+// Lets go of a wait that no thread will touch again.
 void Finish(BlockingWait* w) {
   auto& active = w->owner->active;
   for (size_t i = 0; i < active.size(); i++) {
@@ -984,9 +1110,29 @@ void Finish(BlockingWait* w) {
       break;
     }
   }
-  if (w->cancelled) ReleaseFd(w->fd);  // its thread may have got the lock
   if (w->dirfd != AT_FDCWD) close(w->dirfd);
   delete w;
+}
+
+// Ends the wait now: when this returns its thread has let go of it, and its
+// descriptor (with the lock, if the thread got it meanwhile) is unlocked
+// and closed. A wait whose report is still queued is freed by the loop.
+void Cancel(Env* env, BlockingWait* w) {
+  w->cancelled = true;
+  Unreference(w->owner);
+  pthread_mutex_lock(&g_mutex);
+  w->cancel = true;
+  w->stop.store(true);
+  if (!w->done) {
+    pthread_kill(w->runner->thread, g_wake_signal);
+    while (!w->done) pthread_cond_wait(&g_let_go, &g_mutex);
+  }
+  bool queued = w->reported;
+  pthread_mutex_unlock(&g_mutex);
+  ReleaseFd(w->fd);
+  Untrack(env, w->fd);
+  w->fd = -1;
+  if (!queued) Finish(w);
 }
 
 // Runs from the libuv loop, also while the environment is being torn down,
@@ -997,19 +1143,19 @@ void Finish(BlockingWait* w) {
 // syscall.
 void OnWaitsEnded(uv_async_t* handle) {
   auto* waits = static_cast<Waits*>(handle->data);
-  if (waits == nullptr) return;
+  if (waits->closing) return;
   std::vector<BlockingWait*> ended;
   pthread_mutex_lock(&waits->mutex);
   ended.swap(waits->ended);
   pthread_mutex_unlock(&waits->mutex);
   napi_env env = waits->env;
   for (BlockingWait* w : ended) {
-    int state = w->state.load();
     if (w->cancelled) {
       Finish(w);
       continue;
     }
     uint32_t id = w->id;
+    int state = w->state;
     double value = state == kWaitAcquired ? w->at : w->err;
     const char* syscall = w->syscall;
     Unreference(waits);
@@ -1034,61 +1180,49 @@ void OnWaitsEnded(uv_async_t* handle) {
   }
 }
 
-void OnAsyncClosed(uv_handle_t* handle) { delete reinterpret_cast<uv_async_t*>(handle); }
-
-// The environment ends: cancel every wait, let each thread report, and let
-// go of everything.
-void StopWaits(void* arg) {
-  auto* waits = static_cast<Waits*>(arg);
-  for (BlockingWait* w : waits->active) {
-    if (!w->cancelled) Cancel(w);
-  }
-  for (;;) {
-    pthread_mutex_lock(&waits->mutex);
-    bool all = waits->ended.size() == waits->active.size();
-    pthread_mutex_unlock(&waits->mutex);
-    if (all) break;
-    sched_yield();
+// The environment ends: cancel every wait (each returns once its thread has
+// let go), and free what the loop would have.
+void StopWaits(Env* env) {
+  Waits* waits = env->waits;
+  std::vector<BlockingWait*> active = waits->active;
+  for (BlockingWait* w : active) {
+    if (!w->cancelled) Cancel(env, w);
   }
   OnWaitsEnded(waits->async);  // every wait is cancelled: nothing is called
-  waits->async->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(waits->async), OnAsyncClosed);
-  waits->async = nullptr;
 }
 
-void FinalizeWaits(Napi::Env env, Waits* waits) {
-  if (waits->context != nullptr) napi_async_destroy(env, waits->context);
-  if (waits->callback != nullptr) napi_delete_reference(env, waits->callback);
-  if (waits->resource != nullptr) napi_delete_reference(env, waits->resource);
-  pthread_mutex_destroy(&waits->mutex);
-  delete waits;
-}
-
-// waitInit(callback): this environment's callback for ended waits, and its
-// async handle. Once; later calls keep the first callback.
+// waitInit(callback) -> whether waits can block on a thread of ours: this
+// environment's callback for ended waits, and its async handle. Once; later
+// calls keep the first callback.
 Napi::Value WaitInit(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (env.GetInstanceData<Waits>() != nullptr) return env.Undefined();
+  Napi::Env napi_env_ = info.Env();
+  Env* env = EnvOf(napi_env_);
+  if (env->waits != nullptr) return Napi::Boolean::New(napi_env_, true);
+  if (!info[0].IsFunction()) return ThrowType(napi_env_, "waitInit(callback)");
+  pthread_mutex_lock(&g_mutex);
+  int sig = WakeSignal();
+  pthread_mutex_unlock(&g_mutex);
+  if (sig == 0) return Napi::Boolean::New(napi_env_, false);
   auto* waits = new Waits();
-  waits->env = env;
-  napi_create_reference(env, info[0], 1, &waits->callback);
+  waits->env = napi_env_;
+  waits->home = env;
+  napi_create_reference(napi_env_, info[0], 1, &waits->callback);
   napi_value resource;
-  napi_create_object(env, &resource);
-  napi_create_reference(env, resource, 1, &waits->resource);
-  napi_async_init(env, resource, Napi::String::New(env, "instance-lock:wait"), &waits->context);
+  napi_create_object(napi_env_, &resource);
+  napi_create_reference(napi_env_, resource, 1, &waits->resource);
+  napi_async_init(napi_env_, resource, Napi::String::New(napi_env_, "instance-lock:wait"), &waits->context);
   uv_loop_t* loop = nullptr;
-  napi_get_uv_event_loop(env, &loop);
+  napi_get_uv_event_loop(napi_env_, &loop);
   waits->async = new uv_async_t();
   uv_async_init(loop, waits->async, OnWaitsEnded);
   waits->async->data = waits;
   uv_unref(reinterpret_cast<uv_handle_t*>(waits->async));
-  env.SetInstanceData<Waits, FinalizeWaits>(waits);
-  napi_add_env_cleanup_hook(env, StopWaits, waits);
+  env->waits = waits;
   // glibc sets up the time zone (reads /etc/localtime) at the first
   // gmtime_r of a process, even for UTC: here, not on a waiting thread
   // between getting the lock and reporting it (StampNow).
   tzset();
-  return env.Undefined();
+  return Napi::Boolean::New(napi_env_, true);
 }
 
 // waitStart(fd, dirfd, name, writable, mode, checks, record|null) -> id.
@@ -1098,20 +1232,21 @@ Napi::Value WaitInit(const Napi::CallbackInfo& info) {
 // given to waitInit is called with the id. Until then the pending wait keeps
 // the process alive, as a timer does.
 Napi::Value WaitStart(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Waits* waits = env.GetInstanceData<Waits>();
-  if (waits == nullptr || waits->async == nullptr) {
-    ThrowSystemError(env, EINVAL, "waitStart", "");
-    return env.Undefined();
-  }
+  Napi::Env napi_env_ = info.Env();
+  Env* env = EnvOf(napi_env_);
+  Waits* waits = env->waits;
+  if (waits == nullptr) return ThrowType(napi_env_, "waitStart before waitInit");
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString() || !info[3].IsBoolean() ||
+      !info[4].IsNumber() || !info[5].IsNumber() || !(info[6].IsString() || info[6].IsNull()))
+    return ThrowType(napi_env_, "waitStart(fd, dirfd, name, writable, mode, checks, record|null)");
   auto* w = new BlockingWait();
   w->fd = info[0].As<Napi::Number>().Int32Value();
   int dirfd = info[1].As<Napi::Number>().Int32Value();
   {
-    Utf8Arg name(env, info[2]);
+    Utf8Arg name(napi_env_, info[2]);
     if (!name.ok()) {
       delete w;
-      return env.Undefined();
+      return napi_env_.Undefined();
     }
     w->name = name.str();
   }
@@ -1119,10 +1254,10 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
   w->mode = info[4].As<Napi::Number>().Uint32Value();
   w->checks = info[5].As<Napi::Number>().Int32Value();
   if (info[6].IsString()) {
-    Utf8Arg record(env, info[6], kHeaderLen);
+    Utf8Arg record(napi_env_, info[6], kHeaderLen);
     if (!record.ok()) {
       delete w;
-      return env.Undefined();
+      return napi_env_.Undefined();
     }
     const char* json = record.c_str();
     const char* at = static_cast<const char*>(
@@ -1137,48 +1272,101 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
     if (w->dirfd < 0) {
       int err = errno;
       delete w;
-      ThrowSystemError(env, err, "fcntl", "");
-      return env.Undefined();
+      ThrowSystemError(napi_env_, err, "fcntl", "");
+      return napi_env_.Undefined();
     }
   }
   w->owner = waits;
   w->id = waits->next_id++;
   if (waits->next_id == 0) waits->next_id = 1;
+  pthread_mutex_lock(&g_mutex);
   int err = Dispatch(w);
+  pthread_mutex_unlock(&g_mutex);
   if (err != 0) {
     if (w->dirfd != AT_FDCWD) close(w->dirfd);
     delete w;
-    ThrowSystemError(env, err, "pthread_create", "");
-    return env.Undefined();
+    ThrowSystemError(napi_env_, err, "pthread_create", "");
+    return napi_env_.Undefined();
   }
   waits->active.push_back(w);
   if (waits->referenced++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(waits->async));
-  return Napi::Number::New(env, w->id);
+  return Napi::Number::New(napi_env_, w->id);
 }
 
-// waitCancel(id): ends the wait without calling back. The wait owns the
-// descriptor from here on and closes it once its thread has reported (which
-// drops the lock if the thread got it meanwhile); nothing of it keeps the
-// process alive. Only for a wait whose callback has not run.
+// waitCancel(id): ends the wait without calling back. When it returns, the
+// wait's thread has let go of it and its descriptor is unlocked and closed
+// (dropping the lock if the thread got it meanwhile); nothing of it keeps
+// the process alive. Only for a wait whose callback has not run.
 Napi::Value WaitCancel(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Waits* waits = env.GetInstanceData<Waits>();
+  Napi::Env napi_env_ = info.Env();
+  Env* env = EnvOf(napi_env_);
+  if (!info[0].IsNumber()) return ThrowType(napi_env_, "waitCancel(id)");
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
-  if (waits != nullptr) {
-    for (BlockingWait* w : waits->active) {
+  if (env->waits != nullptr) {
+    for (BlockingWait* w : env->waits->active) {
       if (w->id == id && !w->cancelled) {
-        Cancel(w);
+        Cancel(env, w);
         break;
       }
     }
   }
-  return env.Undefined();
+  return napi_env_.Undefined();
 }
 #endif
 
 }  // namespace
 
+#if defined(__linux__)
+void OnAsyncClosed(uv_handle_t* handle) {
+  auto* waits = static_cast<Waits*>(handle->data);
+  Env* env = waits->home;
+  delete reinterpret_cast<uv_async_t*>(handle);
+  pthread_mutex_destroy(&waits->mutex);
+  delete waits;
+  napi_remove_async_cleanup_hook(env->cleanup);
+  delete env;
+}
+#endif
+
+// The environment ends (a Worker terminates or returns, or the process
+// exits): its waits are cancelled (each returns once its thread has let go),
+// every descriptor it still has is closed, which frees its locks, and its
+// async handle is closed. Node waits for the handle's close callback before
+// it finishes the environment and unloads the addon: a handle closed later
+// would call into unmapped code.
+void EndEnvironment(napi_async_cleanup_hook_handle handle, void* arg) {
+  auto* env = static_cast<Env*>(arg);
+  env->cleanup = handle;
+#if defined(__linux__)
+  Waits* waits = env->waits;
+  if (waits != nullptr) {
+    StopWaits(env);
+    napi_async_destroy(waits->env, waits->context);
+    napi_delete_reference(waits->env, waits->callback);
+    napi_delete_reference(waits->env, waits->resource);
+  }
+#endif
+  // A plain close, as the process's exit would do: a descriptor passed on
+  // to a child (`instance-lock run`) keeps the child's lock.
+  for (size_t fd = 0; fd < env->owned.size(); fd++) {
+    if (env->owned[fd]) close(static_cast<int>(fd));
+  }
+  env->owned.clear();
+#if defined(__linux__)
+  if (waits != nullptr) {
+    waits->closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(waits->async), OnAsyncClosed);
+    return;
+  }
+#endif
+  napi_remove_async_cleanup_hook(handle);
+  delete env;
+}
+
 void Register(Napi::Env env, Napi::Object exports) {
+  auto* home = new Env();
+  napi_set_instance_data(env, home, nullptr, nullptr);
+  napi_add_async_cleanup_hook(env, EndEnvironment, home, nullptr);
   exports.Set("AT_FDCWD", Napi::Number::New(env, AT_FDCWD));
   exports.Set("CHECK_MODE", Napi::Number::New(env, kCheckMode));
   exports.Set("CHECK_NAME", Napi::Number::New(env, kCheckName));
@@ -1192,6 +1380,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("writeRecord", Napi::Function::New(env, WriteRecordJs, "writeRecord"));
   exports.Set("flock", Napi::Function::New(env, FlockJs, "flock"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("openDir", Napi::Function::New(env, OpenDir, "openDir"));
   exports.Set("release", Napi::Function::New(env, Release, "release"));
   exports.Set("unlock", Napi::Function::New(env, Unlock, "unlock"));
   exports.Set("fsType", Napi::Function::New(env, FsType, "fsType"));

@@ -89,11 +89,16 @@ export function systemError(errno: number, syscall: string, path?: string, detai
 
 /** Re-throws an error from the addon as a SystemError naming `path`. */
 export function fromNative(err: unknown, path: string): never {
+  throw nativeError(err, path)
+}
+
+/** An error from the addon as a SystemError naming `path`; others as they are. */
+export function nativeError(err: unknown, path: string): unknown {
   const e = err as { errno?: unknown; syscall?: unknown }
   if (e !== null && typeof e === 'object' && typeof e.errno === 'number' && typeof e.syscall === 'string') {
-    throw systemError(e.errno, e.syscall, path)
+    return systemError(e.errno, e.syscall, path)
   }
-  throw err
+  return err
 }
 
 function errnoName(errno: number): string {

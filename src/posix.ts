@@ -1,10 +1,10 @@
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, statSync } from 'node:fs'
+import { fchmodSync, fstatSync, lstatSync, mkdirSync, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import { entriesOf } from './backend.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
-import { abortError, fromNative, systemError } from './errors.js'
+import { abortError, fromNative, nativeError, systemError } from './errors.js'
 import { flockHolders, flockTaker } from './proc.js'
 import type { Scope } from './types.js'
 
@@ -145,7 +145,7 @@ function openDir(loc: PosixLocation, create = false): Dir {
     verifyDir(fd, loc)
     native.flock(fd, true, true)
   } catch (err) {
-    closeSync(fd)
+    native.close(fd)
     throw err
   }
   d = { fd, checks: fsChecks(loc.dir) }
@@ -153,8 +153,14 @@ function openDir(loc: PosixLocation, create = false): Dir {
   return d
 }
 
+// Through the addon, so the descriptor is closed with the environment that
+// opened it (a Worker's, when it ends).
 function openDirFd(dir: string): number {
-  return openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
+  try {
+    return native.openDir(dir) as number
+  } catch (err) {
+    fromNative(err, dir)
+  }
 }
 
 /** The name the addon opens relative to the directory's descriptor. */
@@ -305,7 +311,7 @@ function forgetDir(dir: string): void {
   const d = dirs.get(dir)
   if (d === undefined) return
   dirs.delete(dir)
-  if (d.fd !== native.AT_FDCWD) closeSync(d.fd)
+  if (d.fd !== native.AT_FDCWD) native.close(d.fd)
 }
 
 // Only on the main thread: a Worker that ends in the same turn would leave
@@ -325,7 +331,7 @@ function release(l: Location, h: PosixHandle, shared = false): void {
   }
   // A waiter of this process blocked in flock is woken by the kernel, as
   // one in another process is; one that retries learns at once.
-  if (!BLOCKING && queues.has(l.id)) queueMicrotask(() => pump(l.id))
+  if (queues.has(l.id) && !blocking) queueMicrotask(() => pump(l.id))
 }
 
 function update(l: Location, h: PosixHandle, record: string): void {
@@ -394,12 +400,17 @@ interface Waiter {
   signal: AbortSignal | undefined
 }
 
-const BLOCKING = typeof native.waitStart === 'function'
-const CHECK_INTERVAL = BLOCKING ? 250 : 10
 const queues = new Map<string, Waiter[]>()
 const blocked = new Map<number, Waiter>()
-let blockingReady = false
+// Whether waits block in the kernel on a thread of the addon's; decided at
+// the first wait (Linux, unless no real-time signal is free to wake them).
+let blocking: boolean | undefined
 let pending = 0
+
+function canBlock(): boolean {
+  if (blocking === undefined) blocking = typeof native.waitInit === 'function' && native.waitInit(onWaitEnded) === true
+  return blocking
+}
 let checkTimer: NodeJS.Timeout | undefined
 
 function openWaiterFd(w: Waiter): void {
@@ -430,18 +441,14 @@ function pump(id: string): void {
       const at = w.tried ? -1 : attempt(w)
       w.tried = false
       if (at >= 0) acquired(w, at)
-      else if (BLOCKING) {
-        if (!blockingReady) {
-          native.waitInit(onWaitEnded)
-          blockingReady = true
-        }
+      else if (canBlock()) {
         const { loc } = w
         w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(0)) as number
         blocked.set(w.blocked, w)
       }
     } catch (err) {
       settle(w)
-      w.reject(err)
+      w.reject(nativeError(err, w.loc.path))
       continue
     }
     return
@@ -504,7 +511,11 @@ function reopen(w: Waiter): void {
   openWaiterFd(w)
 }
 
-/** Ends the head's blocking wait, if any; the addon then owns and closes its descriptor. */
+/**
+ * Ends the head's blocking wait, if any: when the addon returns, its thread
+ * has let go, and the descriptor is unlocked and closed (dropping the lock
+ * if the thread took it just now), so a settled wait holds nothing.
+ */
 function unblock(w: Waiter): void {
   if (w.blocked === undefined) return
   native.waitCancel(w.blocked)
@@ -565,9 +576,9 @@ function check(): void {
 // and start it every time.
 function keepAlive(): void {
   if (pending > 0 && checkTimer === undefined) {
-    checkTimer = setInterval(check, CHECK_INTERVAL)
-    if (BLOCKING) checkTimer.unref()
-  } else if (pending === 0 && !BLOCKING) stopChecking()
+    checkTimer = setInterval(check, blocking ? 250 : 10)
+    if (blocking) checkTimer.unref()
+  } else if (pending === 0 && !blocking) stopChecking()
 }
 
 function stopChecking(): void {
@@ -604,6 +615,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
     }
     if (first === undefined) openWaiterFd(w)
     else [w.fd, w.writable, w.tried] = [first[0], first[1], true]
+    canBlock()
     pending++
     keepAlive()
     let q = queues.get(loc.id)
@@ -617,7 +629,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
         settle(w)
         resolve({ held: true, record: held })
       }, timeout)
-      if (BLOCKING) w.timer.unref()
+      if (blocking) w.timer.unref()
     }
     if (signal !== undefined) {
       w.onAbort = () => {
