@@ -16,7 +16,7 @@
           "sources": ["native/lock_win.cc"],
           "defines": ["UNICODE", "_UNICODE", "WIN32_LEAN_AND_MEAN"]
         }, {
-          "sources": ["native/lock_posix.cc"]
+          "sources": ["native/lock_posix.cc", "native/process_posix.cc"]
         }]
       ]
     }

@@ -26,6 +26,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("platform", Napi::String::New(env, instance_lock::kPlatform));
   exports.Set("sha256", Napi::Function::New(env, Sha256, "sha256"));
   instance_lock::Register(env, exports);
+#if !defined(_WIN32)
+  instance_lock::RegisterProcess(env, exports);
+#endif
   return exports;
 }
 

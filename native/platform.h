@@ -10,6 +10,12 @@ extern const char* const kPlatform;
 
 void Register(Napi::Env env, Napi::Object exports);
 
+#if !defined(_WIN32)
+// Signalling a process through a pidfd where the system has one
+// (native/process_posix.cc).
+void RegisterProcess(Napi::Env env, Napi::Object exports);
+#endif
+
 // Throws a JS Error carrying the raw OS error number, the failing call and
 // the path. src/errors.ts turns it into a Node-style error with `code`
 // (one place maps errno to a code).

@@ -73,8 +73,12 @@ export interface Backend<H = unknown> {
    * changes it. Undefined when free or not known.
    */
   taker(loc: Location): number | undefined
-  /** Ends a verified holder: `signal` on Unix; on Windows the process is terminated. */
-  terminate(pid: number, signal: NodeJS.Signals): void
+  /**
+   * Ends a proven holder if it still holds the lock: `signal` on Unix; on
+   * Windows the process is terminated. False when it no longer does, or has
+   * exited, and nothing was signalled: never the process that has its pid now.
+   */
+  terminate(loc: Location, pid: number, signal: NodeJS.Signals): boolean
 }
 
 export function isHeld(x: unknown): x is Held {

@@ -5,7 +5,8 @@ import { entriesOf } from './backend.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
 import { abortError, fromNative, nativeError, systemError } from './errors.js'
-import { flockHolders, flockTaker } from './proc.js'
+import { flockHeldBy, flockHolders, flockTaker } from './proc.js'
+import { signalHolder } from './signal.js'
 import type { Scope } from './types.js'
 
 /**
@@ -652,8 +653,61 @@ function taker(l: Location): number | undefined {
   return process.platform === 'linux' ? flockTaker(l.path) : undefined
 }
 
-function terminate(pid: number, signal: NodeJS.Signals): void {
-  process.kill(pid, signal)
+// Linux >= 5.3: a holder is signalled through a pidfd opened before it is
+// verified, so the process signalled is the one verified (src/signal.ts).
+// Without pidfds (an older kernel, a seccomp filter that refuses them; or not
+// Linux, where no holder is ever proven) it is verified right before
+// kill(pid). Whether pidfd_open works is learned once.
+let pidfds: boolean = typeof native.pidfdOpen === 'function'
+
+function terminate(l: Location, pid: number, signal: NodeJS.Signals): boolean {
+  return signalHolder(pid, signal, {
+    open: openPidfd,
+    holds: (p) => flockHeldBy(l.path, p),
+    send: (fd, s) => signalPidfd(fd, pid, s),
+    kill: (p, s) => process.kill(p, s),
+    close: (fd) => native.close(fd),
+  })
+}
+
+function openPidfd(pid: number): number | null {
+  if (!pidfds) return null
+  try {
+    return native.pidfdOpen(pid) as number
+  } catch (err) {
+    // A seccomp filter refuses with ENOSYS or EPERM (pidfd_open itself has no
+    // EPERM case).
+    if (unsupported(err, true)) {
+      pidfds = false
+      return null
+    }
+    fromNative(err, String(pid))
+  }
+}
+
+function signalPidfd(fd: number, pid: number, signal: NodeJS.Signals): void {
+  // node:os only on this path: the guard's start-up would pay for it.
+  const number = (require('node:os') as typeof import('node:os')).constants.signals[signal]
+  try {
+    native.pidfdSignal(fd, number)
+  } catch (err) {
+    // pidfd_open allowed but pidfd_send_signal refused (a seccomp filter):
+    // the holder was verified after the pidfd was opened, as it would have
+    // been without one.
+    if (unsupported(err, false)) {
+      pidfds = false
+      process.kill(pid, signal)
+      return
+    }
+    fromNative(err, String(pid))
+  }
+}
+
+// ENOSYS, and for pidfd_open EPERM.
+function unsupported(err: unknown, eperm: boolean): boolean {
+  const n = (err as { errno?: unknown }).errno
+  const { ENOSYS, EPERM } = (require('node:os') as typeof import('node:os')).constants.errno
+  return n === ENOSYS || (eperm && n === EPERM)
 }
 
 export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }

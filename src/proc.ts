@@ -48,6 +48,15 @@ export function flockTaker(path: string): number | undefined {
   return needle === undefined ? undefined : candidates(needle)[0]
 }
 
+/**
+ * Linux: does `pid` hold the flock on the file right now? The proof
+ * flockHolders asks of each process, asked again of one.
+ */
+export function flockHeldBy(path: string, pid: number): boolean {
+  const needle = needleOf(path)
+  return needle !== undefined && holdsLock(pid, needle)
+}
+
 // How /proc/locks and fdinfo name the file: "MAJOR:MINOR:INODE".
 function needleOf(path: string): string | undefined {
   let st: BigIntStats

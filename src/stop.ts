@@ -117,11 +117,9 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
   const send = (pids: number[], signal: NodeJS.Signals, sentInPhase: Set<number>): void => {
     for (const p of pids) {
       if (sentInPhase.has(p)) continue
-      try {
-        backend.terminate(p, signal)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err // exited meanwhile: fine
-      }
+      // Exited or let go since it was proven to hold the lock: not signalled,
+      // nor whatever process has its pid now.
+      if (!backend.terminate(loc, p, signal)) continue
       sentInPhase.add(p)
       signalled.add(p)
       pid ??= p
@@ -158,13 +156,16 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
   send(proven, opts.signal, term)
   let end = await waitFree(Date.now() + opts.timeout, opts.signal, term)
   if (end === 'held' && opts.force) {
-    forced = true
     const kill = new Set<number>()
     send(others(backend.holders(loc)), 'SIGKILL', kill)
     end = await waitFree(Date.now() + Math.max(opts.timeout, KILL_WAIT), 'SIGKILL', kill)
+    // Only a SIGKILL sent counts: a holder gone before its signal got none.
+    forced = kill.size > 0
   }
   if (taken !== undefined) return { ...state('free'), handle: taken, acquiredAt }
-  return end === 'gone' ? gone(successor!) : state(end)
+  // Held still, and not one holder could be signalled: each let go or
+  // exited before its signal, and whoever holds the lock now is unproven.
+  return end === 'gone' ? gone(successor!) : state(end === 'held' && pid === undefined ? 'unproven' : end)
 
   function state(s: Ending['state']): Ending {
     const e: Ending = { state: s, forced }
@@ -221,7 +222,8 @@ export function checkStopOptions(o: Record<string, unknown>): Omit<EndOptions, '
  * proves to hold it right now, never to a pid read from a file, and waits up
  * to `timeout` ms (default 10000) until the lock is free. With `force`, kills
  * it (`SIGKILL`) after that and waits again. Resolves `{ stopped: true,
- * forced: false }` without a pid when nothing held it, and `{ stopped: false }`
+ * forced: false }` without a pid when nothing held it (or its holder exited
+ * on its own before it could be signalled), and `{ stopped: false }`
  * when it is still held, or held by a process that could not be verified
  * (nothing was signalled then). A lock this process holds is refused with
  * `LockedError`: release it instead.

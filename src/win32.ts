@@ -353,17 +353,16 @@ function taker(l: Location): number | undefined {
   return holders(l)[0]
 }
 
-function terminate(pid: number): void {
+// The process ended is the verified one (its creation time is checked
+// through the handle that terminates it), so no other process with its pid.
+function terminate(_loc: Location, pid: number): boolean {
   const start = verified.get(pid)
-  let ended = false
+  if (start === undefined) return false
   try {
-    ended = start !== undefined && (native.terminate(pid, start) as boolean)
+    return native.terminate(pid, start) as boolean
   } catch (err) {
     fromNative(err, String(pid))
   }
-  // Gone already, or never verified: as process.kill() reports a pid with
-  // no process.
-  if (!ended) throw codedError('ESRCH', 'no such verified holder', 'kill', String(pid))
 }
 
 // ---------------------------------------------------------------------------
