@@ -4,7 +4,7 @@ import { join, resolve as resolvePath } from 'node:path'
 import { entriesOf } from './backend.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
-import { abortError, fromNative, systemError } from './errors.js'
+import { abortError, fromNative, systemError, withPath } from './errors.js'
 import { flockHolders, flockTaker } from './proc.js'
 import type { Scope } from './types.js'
 
@@ -146,7 +146,7 @@ function openDir(loc: PosixLocation, create = false): Dir {
     native.flock(fd, true, true)
   } catch (err) {
     closeSync(fd)
-    throw err
+    throw withPath(err, loc.dir)
   }
   d = { fd, checks: fsChecks(loc.dir) }
   dirs.set(loc.dir, d)
@@ -238,16 +238,8 @@ function checksOf(loc: PosixLocation, d: Dir): number {
   return (loc.enforceMode ? native.CHECK_MODE : 0) | d.checks
 }
 
-function withPath(err: unknown, p: string): unknown {
-  const e = err as NodeJS.ErrnoException
-  if (e && typeof e.code === 'string' && typeof e.errno === 'number') {
-    return systemError(e.errno, e.syscall ?? 'open', p)
-  }
-  return err
-}
-
 function isNoEnt(err: unknown): boolean {
-  return (err as { errno?: number }).errno === 2
+  return (err as { code?: unknown }).code === 'ENOENT'
 }
 
 function acquire(l: Location, record: string): PosixHandle | Held {
@@ -343,7 +335,7 @@ function probe(l: Location): Probe | null {
   try {
     r = native.probe(loc.path)
   } catch (err) {
-    if ((err as { errno?: number }).errno === 20) return null // ENOTDIR: no lock here
+    if ((err as { code?: unknown }).code === 'ENOTDIR') return null // no lock here
     fromNative(err, loc.path)
   }
   if (r === null) return null
