@@ -4,8 +4,15 @@
 
 #include "platform.h"
 
+#if !defined(_WIN32)
+#include <uv.h>
+#endif
+
 namespace instance_lock {
 
+#if defined(_WIN32)
+// Win32 error numbers: src/win32.ts maps them to Node's codes (the addon is
+// linked against Node-API alone there, which has no libuv to ask).
 void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path) {
   Napi::Error e = Napi::Error::New(env, std::string(syscall) + " failed");
   e.Set("errno", Napi::Number::New(env, err));
@@ -13,6 +20,22 @@ void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::st
   if (!path.empty()) e.Set("path", Napi::String::New(env, path));
   e.ThrowAsJavaScriptException();
 }
+#else
+// Shaped as fs shapes its errors, from the table fs itself uses (libuv's):
+// "EMFILE: too many open files, fcntl", code, negative errno, syscall. No
+// `path`: the addon mostly sees names relative to a directory descriptor,
+// and src/ (fromNative in src/errors.ts) adds the full path of the lock
+// file or directory concerned.
+void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& /* path */) {
+  int uverr = uv_translate_sys_error(err);
+  const char* code = uv_err_name(uverr);
+  Napi::Error e = Napi::Error::New(env, std::string(code) + ": " + uv_strerror(uverr) + ", " + syscall);
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, uverr));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  e.ThrowAsJavaScriptException();
+}
+#endif
 
 }  // namespace instance_lock
 

@@ -16,9 +16,10 @@ void Register(Napi::Env env, Napi::Object exports);
 void RegisterProcess(Napi::Env env, Napi::Object exports);
 #endif
 
-// Throws a JS Error carrying the raw OS error number, the failing call and
-// the path. src/errors.ts turns it into a Node-style error with `code`
-// (one place maps errno to a code).
+// Throws a JS Error for the OS error `err` in `syscall`. Unix: shaped as fs
+// shapes its errors (code, negative errno, syscall, libuv's message), with
+// `path` left to src/ (fromNative in src/errors.ts). Windows: the Win32
+// number as `errno`, which src/win32.ts maps to a code.
 void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path);
 
 // SHA-256 of the bytes, as 64 lowercase hex digits (native/sha256.cc).

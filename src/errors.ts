@@ -1,4 +1,6 @@
-import { getSystemErrorName } from 'node:util'
+import { lstatSync } from 'node:fs'
+import type { Stats } from 'node:fs'
+import { getSystemErrorMap } from 'node:util'
 import type { Holder } from './types.js'
 
 /**
@@ -71,59 +73,90 @@ export interface SystemError extends Error {
   path?: string
 }
 
+let uvErrors: Map<number, [string, string]> | undefined
+
 /**
- * The one place where an OS error number from the addon becomes a Node-style
- * error (`code`, `errno`, `syscall`, `path`), so callers can switch on
- * `err.code` exactly as with `fs`.
+ * The code and text of a libuv error number: the table `fs` takes its
+ * messages from, so ours read exactly as its do ("too many open files").
+ */
+function uvError(errno: number): [string, string] {
+  uvErrors ??= getSystemErrorMap()
+  return uvErrors.get(errno) ?? ['UNKNOWN', `unknown error ${errno}`]
+}
+
+/**
+ * The one place where an OS error becomes a Node-style error, shaped and
+ * worded as `fs` words its own: `code`, negative `errno`, `syscall`, `path`
+ * and "CODE: text, syscall 'path'". `errno` is an errno (either sign) on
+ * Unix, a libuv error number anywhere. The text is libuv's, or `detail`, or
+ * for `open` the package's explanation of what is wrong at a lock file's
+ * path (see lockFileDetail).
  */
 export function systemError(errno: number, syscall: string, path?: string, detail?: string): SystemError {
-  const code = errnoName(errno)
-  const where = path === undefined ? syscall : `${syscall} '${path}'`
-  const err = new Error(`${code}: ${detail ?? describeErrno(code)}, ${where}`) as SystemError
+  const n = -Math.abs(errno)
+  const [code, text] = uvError(n)
+  const why = detail ?? (syscall === 'open' && path !== undefined ? lockFileDetail(code, path) : undefined) ?? text
+  const err = new Error(`${code}: ${why}, ${path === undefined ? syscall : `${syscall} '${path}'`}`) as SystemError
   err.code = code
-  err.errno = -Math.abs(errno)
+  err.errno = n
   err.syscall = syscall
   if (path !== undefined) err.path = path
   return err
 }
 
-/** Re-throws an error from the addon as a SystemError naming `path`. */
-export function fromNative(err: unknown, path: string): never {
-  throw nativeError(err, path)
-}
-
-/** An error from the addon as a SystemError naming `path`; others as they are. */
-export function nativeError(err: unknown, path: string): unknown {
-  const e = err as { errno?: unknown; syscall?: unknown }
-  if (e !== null && typeof e === 'object' && typeof e.errno === 'number' && typeof e.syscall === 'string') {
+/**
+ * A system error from the addon, or from `fs` on a descriptor, that names
+ * no path yet, as a SystemError naming `path` (the lock file or directory it
+ * concerns); anything else (an fs error naming its path, a SystemError
+ * already made, an AbortError, a bug) as it is. Every call into the addon
+ * that can throw goes through here or fromNative.
+ */
+export function withPath(err: unknown, path: string): unknown {
+  const e = err as { errno?: unknown; syscall?: unknown; path?: unknown }
+  if (e !== null && typeof e === 'object' && typeof e.errno === 'number' && typeof e.syscall === 'string' && e.path === undefined) {
     return systemError(e.errno, e.syscall, path)
   }
   return err
 }
 
-function errnoName(errno: number): string {
-  try {
-    return getSystemErrorName(-Math.abs(errno))
-  } catch {
-    return `E${Math.abs(errno)}`
+/** Throws withPath(err, path). */
+export function fromNative(err: unknown, path: string): never {
+  throw withPath(err, path)
+}
+
+/**
+ * What the lock-file checks found at `path`, said plainly: the kernel's (or
+ * the addon's) code stays, but "too many levels of symbolic links" or "no
+ * such device or address" would not tell the user that something other
+ * than a lock file was put there.
+ */
+function lockFileDetail(code: string, path: string): string | undefined {
+  switch (code) {
+    case 'ELOOP':
+      return 'a symbolic link is where the lock file should be; it is never followed'
+    case 'EMLINK':
+      return 'the lock file has other hard links; refusing to use it'
+    case 'EISDIR':
+      return 'a directory is where the lock file should be'
+    case 'EINVAL': // the addon's answer for a FIFO or a device file
+    case 'ENXIO': // open's answer for a socket
+      return `${specialFileAt(path) ?? 'something other than a regular file'} is where the lock file should be (a lock file must be a regular file)`
   }
+  return undefined
 }
 
-const descriptions: Record<string, string> = {
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  ELOOP: 'a symbolic link is where the lock file should be',
-  EMLINK: 'the lock file has other hard links; refusing to use it',
-  EISDIR: 'a directory is where the lock file should be',
-  EINVAL: 'not a regular file',
-  ENOENT: 'no such file or directory',
-  ENOSPC: 'no space left on device',
-  ENOTDIR: 'not a directory',
-}
-
-function describeErrno(code: string): string {
-  return descriptions[code] ?? code
+function specialFileAt(path: string): string | undefined {
+  let st: Stats | undefined
+  try {
+    st = lstatSync(path, { throwIfNoEntry: false })
+  } catch {
+    return undefined
+  }
+  if (st === undefined) return undefined
+  if (st.isSocket()) return 'a socket'
+  if (st.isFIFO()) return 'a FIFO (named pipe)'
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device file'
+  return undefined
 }
 
 function describe(value: unknown): string {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { isHeld } from './backend.js'
 import type { Location } from './backend.js'
-import { LockedError, abortError } from './errors.js'
+import { LockedError, abortError, fromNative } from './errors.js'
 import { keyHash } from './identity.js'
 import { locateIdentity } from './locate.js'
 import { Lock, lockedError, newLock, registry } from './lock.js'
@@ -72,7 +72,14 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
     if (r instanceof LockedError) throw r
     return r
   }
-  const r = await backend.wait(loc, (at) => makeRecord(loc, id.data, isoAt(at)), timeout, signal)
+  // A failure deep in the wait (a descriptor or a thread it could not get)
+  // names the lock file too, as every other system error does.
+  let r: Awaited<ReturnType<typeof backend.wait>>
+  try {
+    r = await backend.wait(loc, (at) => makeRecord(loc, id.data, isoAt(at)), timeout, signal)
+  } catch (err) {
+    fromNative(err, loc.path)
+  }
   if (isHeld(r)) {
     const own = registry.get(loc.id)
     throw lockedError(loc, own !== undefined ? own.holder : parseRecord(r.record, loc))

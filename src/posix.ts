@@ -4,7 +4,7 @@ import { join, resolve as resolvePath } from 'node:path'
 import { entriesOf } from './backend.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
-import { abortError, fromNative, nativeError, systemError } from './errors.js'
+import { abortError, fromNative, systemError, withPath } from './errors.js'
 import { flockHeldBy, flockHolders, flockTaker } from './proc.js'
 import { signalHolder } from './signal.js'
 import type { Scope } from './types.js'
@@ -147,7 +147,7 @@ function openDir(loc: PosixLocation, create = false): Dir {
     native.flock(fd, true, true)
   } catch (err) {
     native.close(fd)
-    throw err
+    throw withPath(err, loc.dir)
   }
   d = { fd, checks: fsChecks(loc.dir) }
   dirs.set(loc.dir, d)
@@ -245,16 +245,8 @@ function checksOf(loc: PosixLocation, d: Dir): number {
   return (loc.enforceMode ? native.CHECK_MODE : 0) | d.checks
 }
 
-function withPath(err: unknown, p: string): unknown {
-  const e = err as NodeJS.ErrnoException
-  if (e && typeof e.code === 'string' && typeof e.errno === 'number') {
-    return systemError(e.errno, e.syscall ?? 'open', p)
-  }
-  return err
-}
-
 function isNoEnt(err: unknown): boolean {
-  return (err as { errno?: number }).errno === 2
+  return (err as { code?: unknown }).code === 'ENOENT'
 }
 
 function acquire(l: Location, record: string): PosixHandle | Held {
@@ -350,7 +342,7 @@ function probe(l: Location): Probe | null {
   try {
     r = native.probe(loc.path)
   } catch (err) {
-    if ((err as { errno?: number }).errno === 20) return null // ENOTDIR: no lock here
+    if ((err as { code?: unknown }).code === 'ENOTDIR') return null // no lock here
     fromNative(err, loc.path)
   }
   if (r === null) return null
@@ -449,7 +441,7 @@ function pump(id: string): void {
       }
     } catch (err) {
       settle(w)
-      w.reject(nativeError(err, w.loc.path))
+      w.reject(withPath(err, w.loc.path))
       continue
     }
     return

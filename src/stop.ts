@@ -1,6 +1,6 @@
 import { isHeld } from './backend.js'
 import type { Location } from './backend.js'
-import { LockedError, invalidArgType, invalidArgValue } from './errors.js'
+import { LockedError, fromNative, invalidArgType, invalidArgValue } from './errors.js'
 import { locateIdentity } from './locate.js'
 import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
@@ -128,7 +128,12 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
   const waitFree = async (deadline: number, signal: NodeJS.Signals, sentInPhase: Set<number>): Promise<'free' | 'gone' | 'held'> => {
     for (;;) {
       const left = deadline - Date.now()
-      const r = await backend.wait(loc, record, Math.max(0, Math.min(RECHECK, left)), undefined)
+      let r: Awaited<ReturnType<typeof backend.wait>>
+      try {
+        r = await backend.wait(loc, record, Math.max(0, Math.min(RECHECK, left)), undefined)
+      } catch (err) {
+        fromNative(err, loc.path)
+      }
       if (!isHeld(r)) {
         if (opts.take !== undefined) {
           taken = r.handle

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSyn
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { getSystemErrorMap } from 'node:util'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
-import type { abortError as AbortErrorOf } from './errors.js'
+import type { abortError as AbortErrorOf, systemError as SystemErrorOf, SystemError } from './errors.js'
 import type { Lock } from './lock.js'
 import type { Scope } from './types.js'
 
@@ -42,7 +42,11 @@ const folders = new Map<string, string>()
 function knownFolder(which: 'LocalAppData' | 'ProgramData'): string {
   let p = folders.get(which)
   if (p === undefined) {
-    p = native.knownFolder(which) as string
+    try {
+      p = native.knownFolder(which) as string
+    } catch (err) {
+      fromNative(err, which)
+    }
     folders.set(which, p)
   }
   return p
@@ -79,7 +83,13 @@ function locate(id: { name: string; key: string | undefined; keyHash: string | u
   const tag = `${id.name}${id.keyHash === undefined ? '' : '@' + id.keyHash}`
   // No backslash may follow the namespace prefix; the SID keeps another user
   // of this session from creating our name first.
-  sid ??= native.userSid() as string
+  if (sid === undefined) {
+    try {
+      sid = native.userSid() as string
+    } catch (err) {
+      fromNative(err)
+    }
+  }
   const mutex =
     (machine ? 'Global\\instance-lock.' : `Local\\instance-lock.${sid}.`) + tag + (custom ? '#' + keyHash(dir.toLowerCase()) : '')
   const file = join(dir, `${tag}${custom && machine ? '+machine' : ''}.lock`)
@@ -109,40 +119,33 @@ const WIN_CODES: Record<number, string> = {
   1450: 'ENOMEM', // ERROR_NO_SYSTEM_RESOURCES
 }
 
+// Where libuv's text for the code would not say what happened.
 const DETAILS: Record<number, string> = {
-  5: 'access denied',
   6: 'the name belongs to another kind of kernel object, not a mutex',
   127: 'NtQueryMutant is not available',
 }
 
 let uvErrnos: Map<string, number> | undefined
 
-export interface WinSystemError extends Error {
-  code: string
-  errno: number
-  syscall: string
-  path?: string
+/**
+ * A Win32 error as a Node-style error (systemError in errors.ts): `code`,
+ * `errno` (libuv's number for the code), `syscall`, `path`, worded as fs
+ * words its errors.
+ */
+export function winError(winerror: number, syscall: string, p?: string): SystemError {
+  const code = WIN_CODES[winerror]
+  return codedError(code ?? 'UNKNOWN', DETAILS[winerror] ?? (code === undefined ? `unknown error (Win32 error ${winerror})` : undefined), syscall, p)
 }
 
-/** A Win32 error as a Node-style error: `code`, `errno` (libuv's number for the code), `syscall`, `path`. */
-export function winError(winerror: number, syscall: string, p?: string): WinSystemError {
-  return codedError(WIN_CODES[winerror] ?? 'UNKNOWN', DETAILS[winerror] ?? `Win32 error ${winerror}`, syscall, p)
-}
-
-function codedError(code: string, detail: string, syscall: string, p?: string): WinSystemError {
+function codedError(code: string, detail: string | undefined, syscall: string, p?: string): SystemError {
   if (uvErrnos === undefined) {
     uvErrnos = new Map()
     for (const [n, [name]] of getSystemErrorMap()) uvErrnos.set(name, n)
   }
-  const err = new Error(`${code}: ${detail}, ${p === undefined ? syscall : `${syscall} '${p}'`}`) as WinSystemError
-  err.code = code
-  err.errno = uvErrnos.get(code) ?? 0
-  err.syscall = syscall
-  if (p !== undefined) err.path = p
-  return err
+  return systemError(uvErrnos.get(code)!, syscall, p, detail)
 }
 
-function fromNative(err: unknown, p: string): never {
+function fromNative(err: unknown, p?: string): never {
   const e = err as { errno?: unknown; syscall?: unknown }
   if (e !== null && typeof e === 'object' && typeof e.errno === 'number' && typeof e.syscall === 'string') {
     throw winError(e.errno, e.syscall, p)
@@ -439,6 +442,7 @@ export interface Win32Deps {
   native: any
   registry: Map<string, Lock>
   abortError: typeof AbortErrorOf
+  systemError: typeof SystemErrorOf
   keyHash: (canonical: string) => string
   entriesOf: (dir: string) => string[]
 }
@@ -447,10 +451,11 @@ export interface Win32Deps {
 let native: any
 let registry: Map<string, Lock>
 let abortError: typeof AbortErrorOf
+let systemError: typeof SystemErrorOf
 let keyHash: (canonical: string) => string
 let entriesOf: (dir: string) => string[]
 
 export function createWin32(deps: Win32Deps): Backend<WinHandle> {
-  ;({ native, registry, abortError, keyHash, entriesOf } = deps)
+  ;({ native, registry, abortError, systemError, keyHash, entriesOf } = deps)
   return { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
 }
