@@ -10,7 +10,7 @@
 // process of the machine shares.
 //
 // Writes bench/results/<time>.{json,svg,md}; a full run also refreshes
-// bench/latest.{json,svg,md}, which the README shows.
+// bench/latest.{json,svg,md}, which the README and docs/benchmarks.md show.
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'

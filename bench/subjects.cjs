@@ -17,7 +17,8 @@ const path = require('node:path')
 const LOCK_NAME = 'bench'
 
 // How the libraries without an event-driven wait poll, and when a dead
-// holder's lock is taken over. Stated in the README next to the results.
+// holder's lock is taken over. Stated in docs/benchmarks.md next to the
+// results.
 const SETTINGS = {
   'instance-lock': 'lock(): flock(LOCK_EX) on a thread of its own (not the libuv pool), cancelled on timeout or abort; no polling, no staleness (the kernel frees the lock)',
   'proper-lockfile': 'stale 10000 ms and update 5000 ms (defaults); waiting: retries { forever, minTimeout 10, maxTimeout 100 } (default is no waiting)',

@@ -1,5 +1,5 @@
 // The results table, as aligned text for the terminal and as Markdown for
-// the README. One row per subject; ns-per-operation cells carry their ratio
+// docs/benchmarks.md. One row per subject; ns-per-operation cells carry their ratio
 // to floor-min measured in the same run.
 
 export const COLUMNS = [

@@ -8,7 +8,7 @@
 import fs from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { lock } from 'instance-lock'
+import { LockedError, lock } from 'instance-lock'
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { timeout: { type: 'string' } } })
 const db = positionals[0] ?? './example.db'
@@ -31,8 +31,8 @@ try {
     held.release()
   }
 } catch (err) {
-  if (err.code === 'ELOCKED') console.error(`${db} is busy: pid ${err.holder?.pid} has it since ${err.holder?.startedAt}`)
-  else if (err.name === 'AbortError') console.error('gave up waiting')
+  if (err instanceof LockedError) console.error(`${db} is busy: pid ${err.holder?.pid} has it since ${err.holder?.startedAt}`)
+  else if (err instanceof Error && err.name === 'AbortError') console.error('gave up waiting')
   else throw err
   process.exitCode = 1
 }

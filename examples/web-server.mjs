@@ -11,10 +11,11 @@ const lock = singleInstance('web-example')
 
 const server = http.createServer((req, res) => res.end('hello\n'))
 server.listen(Number(process.env.PORT ?? 0), () => {
-  const { port } = server.address()
+  const address = server.address() // an object once a TCP server listens
+  if (address === null || typeof address !== 'object') return
   // Record the port so `status` and the refusal message can show it.
-  lock.update({ port })
-  console.log(`listening on http://localhost:${port} (pid ${process.pid})`)
+  lock.update({ port: address.port })
+  console.log(`listening on http://localhost:${address.port} (pid ${process.pid})`)
 })
 
 // No signal handlers are needed for the lock: the kernel frees it however

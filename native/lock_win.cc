@@ -107,8 +107,9 @@ PSECURITY_DESCRIPTOR g_dir_sd = nullptr;
 
 // Opens or creates the mutex without waiting on it. Returns 0 and the handle,
 // or the Win32 error: ERROR_ACCESS_DENIED when another user's object has the
-// name (PITFALL 20: that is "held", never a crash), ERROR_INVALID_HANDLE when
-// the name belongs to another kind of object.
+// name (anyone can create a name first; callers treat that as "held", never
+// as a failure), ERROR_INVALID_HANDLE when the name belongs to another kind of
+// object.
 DWORD OpenLockMutex(const std::wstring& name, bool machine, HANDLE* out, bool* existed = nullptr) {
   SECURITY_ATTRIBUTES sa;
   sa.nLength = sizeof sa;
@@ -129,7 +130,9 @@ DWORD OpenLockMutex(const std::wstring& name, bool machine, HANDLE* out, bool* e
 }
 
 // NtQueryMutant reads a mutex's state without waiting on it, so inspecting
-// can never make a concurrent tryLock fail (PITFALL 18). Resolved at run time:
+// can never make a concurrent tryLock fail, as taking the mutex even briefly
+// would. Nor can existence stand for ownership: an inspector or a waiter keeps
+// the object alive after its owner has gone. Resolved at run time:
 // it lives in ntdll and has no import library entry in every toolchain.
 typedef LONG(NTAPI* NtQueryMutantFn)(HANDLE, int, PVOID, ULONG, PULONG);
 
@@ -205,10 +208,10 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, static_cast<int>(err), "CreateMutexExW", name);
     return env.Undefined();
   }
-  // Mutexes are recursive (PITFALL 16): if this thread owns it already, the
-  // wait below would succeed. src/ refuses a second acquisition in this
-  // process before it gets here; this makes it hold even for a handle src/
-  // has not registered yet.
+  // Mutexes are recursive: if this thread owns it already, the wait below
+  // would succeed and hand out a second lock on it. src/ refuses a second
+  // acquisition in this process before it gets here; this makes it hold even
+  // for a handle src/ has not registered yet.
   NtQueryMutantFn query = QueryMutant();
   MutantBasicInformation basic = {};
   if (existed && query != nullptr && query(h, 0, &basic, sizeof basic, nullptr) >= 0 && basic.OwnedByCaller) {
@@ -226,8 +229,8 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, static_cast<int>(err), "WaitForSingleObject", name);
     return env.Undefined();
   }
-  // WAIT_ABANDONED: the previous owner died holding it, and it is ours now
-  // (PITFALL 17). Reported, not an error.
+  // WAIT_ABANDONED: the previous owner died holding it, and the kernel has
+  // made it ours. Reported (as `recovered`), not an error.
   GetState(env)->owned.insert(h);
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, FromHandle(env, h));
@@ -459,7 +462,7 @@ Napi::Value WaitStop(const Napi::CallbackInfo& info) {
 // Facts for the holder records.
 
 // userSid() -> "S-1-5-21-…": part of every user-scope mutex name, so another
-// user in the same session cannot create our name first (PITFALL 20).
+// user in the same session cannot create our name first and so squat it.
 Napi::Value UserSid(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   HANDLE token = nullptr;
@@ -486,7 +489,9 @@ Napi::Value UserSid(const Napi::CallbackInfo& info) {
 
 // knownFolder('LocalAppData' | 'ProgramData') -> path. From the shell, never
 // from %LOCALAPPDATA% / %ProgramData%, which a service, a scheduled task or
-// a caller's environment can set differently for the same user (PITFALL 8).
+// a caller's environment can set differently for the same user: a holder
+// would then write its record where the other processes of that user never
+// look, and they would show the lock as held by nobody they can name.
 Napi::Value KnownFolder(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string which = info[0].As<Napi::String>();

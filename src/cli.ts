@@ -17,10 +17,10 @@ import { DEFAULT_TIMEOUT, endHolder } from './stop.js'
 import type { Holder, LockOptions, LockStatus } from './types.js'
 import { checkDir, checkIdentity, checkKey, checkName, checkScope } from './validate.js'
 
-// `instance-lock status | stop | run`, as the README's "Command line" section
-// describes. Exit statuses follow the conventions of flock(1), timeout(1) and
-// env(1): 2 for bad usage, 125 when instance-lock itself fails, 126 and 127
-// when COMMAND cannot be run or found.
+// `instance-lock status | stop | run`, as docs/cli.md describes. Exit
+// statuses follow the conventions of flock(1), timeout(1) and env(1): 2 for
+// bad usage, 125 when instance-lock itself fails, 126 and 127 when COMMAND
+// cannot be run or found.
 
 const EXIT_HELD = 1
 const EXIT_USAGE = 2

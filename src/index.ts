@@ -59,7 +59,8 @@ export function tryLock(name: string, options?: LockOptions): Lock {
  * a release or the holder's death hands the lock over within milliseconds.
  *
  * @example
- * const lock = await lock('backup', { timeout: 60_000 })
+ * const held = await lock('backup', { timeout: 60_000 })
+ * try { await backup() } finally { held.release() }
  */
 export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
   const id = checkIdentity(name, options)

@@ -77,7 +77,10 @@ export class Lock implements Disposable {
    *
    * @example
    * const lock = singleInstance('web')
-   * server.listen(0, () => lock.update({ port: server.address().port }))
+   * server.listen(0, () => {
+   *   const address = server.address() // an object once a TCP server listens
+   *   if (address !== null && typeof address === 'object') lock.update({ port: address.port })
+   * })
    */
   update(data: Record<string, unknown>): void {
     const json = checkData(data)

@@ -13,7 +13,7 @@ import type { Scope } from './types.js'
  * Unix: one file per lock, `flock(LOCK_EX|LOCK_NB)` on a descriptor opened
  * with O_CLOEXEC|O_NOFOLLOW, identity re-checked after every flock, never
  * unlinked (so no unlink-on-release race exists), holder record written in
- * place. See the README's "How it works".
+ * place. See docs/how-it-works.md.
  */
 
 export interface PosixLocation extends Location {

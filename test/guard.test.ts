@@ -82,7 +82,7 @@ describe('singleInstance', () => {
 
 describe('guard start-up', () => {
   // What the first line of main() pays for is measured in the benchmark;
-  // these are the Node modules it must not pull in (see README, Benchmarks):
+  // these are the Node modules it must not pull in (see docs/benchmarks.md):
   // node:os, and the ESM resolver Node 20 loads to resolve the first package
   // with an "exports" map.
   it.runIf(process.platform !== 'win32')('takes the guard, required by name, without loading node:os or the ESM resolver', () => {

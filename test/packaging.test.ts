@@ -16,7 +16,7 @@ const ROOT = path.resolve(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'packaging')
 const TARGETS: string[] = PREBUILD_TARGETS
 
-const REBUILD_HINT = 'run `npm run build:prebuilds` (see README, "Rebuilding the prebuilds") and commit prebuilds/'
+const REBUILD_HINT = 'run `npm run build:prebuilds` (see docs/development.md, "Rebuilding the prebuilds") and commit prebuilds/'
 
 let work: string
 let consumer: string

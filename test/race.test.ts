@@ -146,8 +146,9 @@ describe.runIf(process.platform !== 'win32')('re-check after flock', async () =>
     expect(lockAfter(replaced, native.CHECK_NAME)).toBe(STALE)
     expect(lockAfter(movedAway, native.CHECK_NAME)).toBe(STALE)
     expect(lockAfter(() => {}, native.CHECK_NAME)).toBe(ACQUIRED)
-    // The link count cannot tell a file moved away to another name (see the
-    // README: a renamed lock file excludes nobody, whatever the protocol).
+    // The link count cannot tell a file moved away to another name (see
+    // docs/how-it-works.md: a renamed lock file excludes nobody, whatever the
+    // protocol).
     expect(lockAfter(movedAway, 0)).toBe(ACQUIRED)
   })
 })
