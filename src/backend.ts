@@ -75,6 +75,12 @@ export interface Backend<H = unknown> {
   taker(loc: Location): number | undefined
   /** Ends a verified holder: `signal` on Unix; on Windows the process is terminated. */
   terminate(pid: number, signal: NodeJS.Signals): void
+  /**
+   * A file the holder rewrites in place whenever its record changes
+   * (acquisition, `update()`, `ready()`), for `waitFor` to watch instead of
+   * only polling. Absent where records are replaced by rename (Windows).
+   */
+  recordFile?(loc: Location): string
 }
 
 export function isHeld(x: unknown): x is Held {

@@ -644,4 +644,10 @@ function terminate(pid: number, signal: NodeJS.Signals): void {
   process.kill(pid, signal)
 }
 
-export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
+// The record is written in place (pwrite on the lock file), so a watch on
+// the file sees every acquisition, update() and ready() of a writable holder.
+function recordFile(l: Location): string {
+  return l.path
+}
+
+export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate, recordFile }
