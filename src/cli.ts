@@ -64,7 +64,7 @@ Run 'instance-lock COMMAND --help' for the options of one command.
   status: `Usage: ${SYNOPSIS.status}
 
 Without NAME, lists every lock of the scope (or of --dir), held or free: name,
-key, state, pid, start time, age and data such as the port.
+key, state, ready or starting, pid, start time, age and data such as the port.
 With NAME, tells whether that lock is held and by whom.
 
 Options:
