@@ -79,6 +79,12 @@ export interface Backend<H = unknown> {
    * exited, and nothing was signalled: never the process that has its pid now.
    */
   terminate(loc: Location, pid: number, signal: NodeJS.Signals): boolean
+  /**
+   * A file the holder rewrites in place whenever its record changes
+   * (acquisition, `update()`, `ready()`), for `waitFor` to watch instead of
+   * only polling. Absent where records are replaced by rename (Windows).
+   */
+  recordFile?(loc: Location): string
 }
 
 export function isHeld(x: unknown): x is Held {

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import type { Location } from './backend.js'
 import { LockedError } from './errors.js'
 import { conflictMessage, formatAge, shellQuote } from './format.js'
-import { inspect, list, lock, singleInstance, tryLock } from './index.js'
+import { inspect, list, lock, singleInstance, tryLock, waitFor } from './index.js'
 import { describeLock } from './lock.js'
 import type { Lock } from './lock.js'
 import { locateIdentity } from './locate.js'
@@ -15,26 +15,29 @@ import { backend } from './platform.js'
 import { isoAt, makeRecord } from './record.js'
 import { DEFAULT_TIMEOUT, endHolder } from './stop.js'
 import type { Holder, LockOptions, LockStatus } from './types.js'
-import { checkDir, checkIdentity, checkKey, checkName, checkScope } from './validate.js'
+import { checkData, checkDir, checkIdentity, checkKey, checkName, checkScope } from './validate.js'
+import { DEFAULT_WAIT_FOR_TIMEOUT } from './waitfor.js'
 
-// `instance-lock status | stop | run`, as docs/cli.md describes. Exit
+// `instance-lock status | stop | run | wait`, as docs/cli.md describes. Exit
 // statuses follow the conventions of flock(1), timeout(1) and env(1): 2 for
 // bad usage, 125 when instance-lock itself fails, 126 and 127 when COMMAND
 // cannot be run or found.
 
 const EXIT_HELD = 1
+const EXIT_TIMEOUT = 1
 const EXIT_USAGE = 2
 const EXIT_FREE = 3
 const EXIT_FAILED = 125
 const EXIT_CANNOT_RUN = 126
 const EXIT_NOT_FOUND = 127
 
-type Verb = 'status' | 'stop' | 'run'
+type Verb = 'status' | 'stop' | 'run' | 'wait'
 
 const SYNOPSIS: Record<Verb, string> = {
   status: 'instance-lock status [NAME] [--scope user|machine] [--key K] [--dir D] [--json]',
   stop: 'instance-lock stop NAME [--scope S] [--key K] [--dir D] [--timeout MS] [--signal SIG] [--force]',
-  run: 'instance-lock run NAME [--scope S] [--key K] [--dir D] [--wait[=MS] | --replace [--timeout MS]] [--conflict-exit-code N] -- COMMAND [ARGS...]',
+  run: 'instance-lock run NAME [--scope S] [--key K] [--dir D] [--wait[=MS] | --replace [--timeout MS]] [--conflict-exit-code N] [--no-inherit] [--data JSON] [--ready] [--quiet] -- COMMAND [ARGS...]',
+  wait: 'instance-lock wait NAME [--ready] [--timeout MS] [--scope S] [--key K] [--dir D] [--json]',
 }
 
 const IDENTITY_HELP = `  --scope user|machine    this user's locks (default) or the whole machine's
@@ -48,18 +51,20 @@ Usage:
   ${SYNOPSIS.status}
   ${SYNOPSIS.stop}
   ${SYNOPSIS.run}
+  ${SYNOPSIS.wait}
 
 Commands:
   status   show who holds a lock, or list every lock
   stop     stop the process that holds a lock, and wait until it is free
   run      run a command while holding a lock (like flock -n / flock -w)
+  wait     wait until a lock is held, or its holder is ready
 
 Run 'instance-lock COMMAND --help' for the options of one command.
 `,
   status: `Usage: ${SYNOPSIS.status}
 
 Without NAME, lists every lock of the scope (or of --dir), held or free: name,
-key, state, pid, start time, age and data such as the port.
+key, state, ready or starting, pid, start time, age and data such as the port.
 With NAME, tells whether that lock is held and by whom.
 
 Options:
@@ -92,7 +97,10 @@ Runs COMMAND while holding the lock NAME and exits with COMMAND's exit status.
 If the lock is held, prints who holds it and exits without running COMMAND.
 On Unix COMMAND inherits the lock, as with flock(1): it stays held until
 COMMAND (and any process COMMAND passes it to) exits, even if instance-lock
-itself is killed. SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.
+itself is killed. With --no-inherit (flock -o) instance-lock alone holds it:
+it is free once COMMAND exits, even if COMMAND left a daemon running, and
+free at once if instance-lock itself is killed (COMMAND then runs on
+unlocked). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.
 
 Options:
 ${IDENTITY_HELP}
@@ -101,11 +109,32 @@ ${IDENTITY_HELP}
   --timeout MS            with --replace: how long the holder gets after SIGTERM
                           before it is killed (default ${DEFAULT_TIMEOUT})
   --conflict-exit-code N  exit status when the lock is held (default 1)
+  --quiet                 print nothing when the lock is held (for cron jobs
+                          that skip a run with --conflict-exit-code 0)
+  --no-inherit            COMMAND does not get the lock's descriptor (flock -o)
+  --data JSON             record a JSON object for status, e.g. '{"port":5858}'
+  --ready                 mark the holder ready as soon as COMMAND has started
   -h, --help              show this help
 
 Exit status: COMMAND's, or 128+N if COMMAND was killed by signal N; the
 conflict exit code if the lock is held; 2 bad usage; 125 the lock could not
 be taken; 126 COMMAND could not be run; 127 COMMAND was not found.
+`,
+  wait: `Usage: ${SYNOPSIS.wait}
+
+Waits until the lock NAME is held, or with --ready until its holder has
+called lock.ready() (run --ready: has started COMMAND), then prints the
+holder as status does. Takes nothing: never delays or blocks the holder.
+
+Options:
+${IDENTITY_HELP}
+  --ready                 wait until the holder is ready, not only running
+  --timeout MS            how long to wait (default ${DEFAULT_WAIT_FOR_TIMEOUT})
+  --json                  print the LockStatus as JSON
+  -h, --help              show this help
+
+Exit status: 0 held (and ready), 1 not within --timeout, 2 bad usage,
+125 the lock could not be read.
 `,
 }
 
@@ -141,22 +170,24 @@ export async function main(argv: string[]): Promise<number> {
         return await stopVerb(rest)
       case 'run':
         return await run(rest)
+      case 'wait':
+        return await waitVerb(rest)
       case '-h':
       case '--help':
       case 'help': {
         const topic = rest[0]
-        if (topic === 'status' || topic === 'stop' || topic === 'run') out(HELP[topic])
+        if (topic === 'status' || topic === 'stop' || topic === 'run' || topic === 'wait') out(HELP[topic])
         else if (topic === undefined) out(HELP.main)
-        else throw new UsageError(undefined, `no help for ${JSON.stringify(topic)}: the commands are status, stop and run`)
+        else throw new UsageError(undefined, `no help for ${JSON.stringify(topic)}: the commands are status, stop, run and wait`)
         return 0
       }
       case '--version':
         out(`${version()}\n`)
         return 0
       case undefined:
-        throw new UsageError(undefined, 'missing command: status, stop or run')
+        throw new UsageError(undefined, 'missing command: status, stop, run or wait')
       default:
-        throw new UsageError(undefined, `unknown command ${JSON.stringify(verb)}: the commands are status, stop and run`)
+        throw new UsageError(undefined, `unknown command ${JSON.stringify(verb)}: the commands are status, stop, run and wait`)
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -279,19 +310,21 @@ function statusText(s: LockStatus): string {
   const h = s.holder
   if (h === undefined) return `${what} is held (its holder record is unreadable)\n  file: ${s.path}\n`
   const lines = [`${what} is held by pid ${h.pid} on ${h.hostname}, since ${h.startedAt}${age(h, ' (', ' ago)')}`]
+  lines.push(`  state: ${readiness(h)}`)
   if (h.data !== undefined && Object.keys(h.data).length > 0) lines.push(`  data: ${dataText(h.data)}`)
   lines.push(`  file: ${s.path}`)
   return lines.join('\n') + '\n'
 }
 
 function statusTable(all: LockStatus[]): string {
-  const rows = [['NAME', 'KEY', 'STATE', 'PID', 'STARTED', 'AGE', 'DATA']]
+  const rows = [['NAME', 'KEY', 'STATE', 'READY', 'PID', 'STARTED', 'AGE', 'DATA']]
   for (const s of all) {
     const h = s.locked ? s.holder : undefined
     rows.push([
       s.name,
       s.key ?? '-',
       s.locked ? 'held' : 'free',
+      h === undefined ? (s.locked ? '?' : '-') : readiness(h),
       h === undefined ? (s.locked ? '?' : '-') : String(h.pid),
       h === undefined ? '-' : h.startedAt.replace(/\.\d+Z$/, 'Z'),
       h === undefined ? '-' : age(h, '', '') || '-',
@@ -300,6 +333,11 @@ function statusTable(all: LockStatus[]): string {
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n'
+}
+
+/** `ready` once the holder called ready() (or run --ready started COMMAND), `starting` until then. */
+function readiness(h: Holder): string {
+  return h.ready === true ? 'ready' : 'starting'
 }
 
 function age(h: Holder, before: string, after: string): string {
@@ -365,6 +403,32 @@ async function stopVerb(args: string[]): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------
+// wait
+
+async function waitVerb(args: string[]): Promise<number> {
+  const { values, positionals } = parse('wait', args, { ready: { type: 'boolean' }, timeout: { type: 'string' }, json: { type: 'boolean' } })
+  if (values.help === true) {
+    out(HELP.wait)
+    return 0
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError('wait', positionals.length === 0 ? 'missing NAME: which lock to wait for' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
+  }
+  const { name, ...opts } = identity('wait', positionals[0], values)
+  const timeout = values.timeout === undefined ? DEFAULT_WAIT_FOR_TIMEOUT : milliseconds('wait', '--timeout', values.timeout as string)
+  let s: LockStatus
+  try {
+    s = await waitFor(name!, { ...opts, ready: values.ready === true, timeout })
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ETIMEDOUT') throw e
+    err(`instance-lock: ${(e as Error).message}\n`)
+    return EXIT_TIMEOUT
+  }
+  out(values.json === true ? `${JSON.stringify(s, null, 2)}\n` : statusText(s))
+  return 0
+}
+
+// ---------------------------------------------------------------------------
 // run
 
 async function run(args: string[]): Promise<number> {
@@ -378,6 +442,10 @@ async function run(args: string[]): Promise<number> {
     replace: { type: 'boolean' },
     timeout: { type: 'string' },
     'conflict-exit-code': { type: 'string' },
+    'no-inherit': { type: 'boolean' },
+    data: { type: 'string' },
+    ready: { type: 'boolean' },
+    quiet: { type: 'boolean' },
   })
   if (values.help === true) {
     out(HELP.run)
@@ -407,8 +475,10 @@ async function run(args: string[]): Promise<number> {
     if (!/^\d{1,3}$/.test(v) || Number(v) > 255) throw new UsageError('run', `--conflict-exit-code expects a number from 0 to 255, got ${JSON.stringify(v)}`)
     conflictExit = Number(v)
   }
+  // COMMAND is recorded for status; the user's --data goes beside it (and wins).
+  const data = { command: command.map(shellQuote).join(' '), ...(values.data === undefined ? {} : dataArg(values.data as string)) }
   const loc = locate(o.name!, o)
-  const opts: LockOptions = { scope: o.scope!, ...(o.key === undefined ? {} : { key: o.key }), ...(o.dir === undefined ? {} : { dir: o.dir }) }
+  const opts: LockOptions = { scope: o.scope!, ...(o.key === undefined ? {} : { key: o.key }), ...(o.dir === undefined ? {} : { dir: o.dir }), data }
 
   let held: Lock
   try {
@@ -417,6 +487,7 @@ async function run(args: string[]): Promise<number> {
     else held = tryLock(o.name!, opts)
   } catch (e) {
     if (!(e instanceof LockedError)) throw e
+    if (values.quiet === true) return conflictExit
     let text = conflictMessage(loc, e.holder, dirArg(o))
     if (values.replace === true) text += `  it could not be replaced: ${e.message}\n`
     else if (values.wait !== undefined) text += `  still held after waiting ${wait} ms\n`
@@ -424,18 +495,35 @@ async function run(args: string[]): Promise<number> {
     err(text)
     return conflictExit
   }
-  return runHolding(held, command)
+  return runHolding(held, command, { inherit: values['no-inherit'] !== true, ready: values.ready === true })
+}
+
+/** `--data JSON`: a JSON object, checked as `data` is by the library. */
+function dataArg(text: string): Record<string, unknown> {
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch {
+    throw new UsageError('run', `--data expects a JSON object such as '{"port":5858}', got ${JSON.stringify(text)}`)
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new UsageError('run', `--data expects a JSON object such as '{"port":5858}', got ${JSON.stringify(text)}`)
+  }
+  usage('run', () => checkData(data))
+  return data as Record<string, unknown>
 }
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
 
-function runHolding(held: Lock, command: string[]): Promise<number> {
+function runHolding(held: Lock, command: string[], how: { inherit: boolean; ready: boolean }): Promise<number> {
   const fd = (held.handle as { fd?: unknown }).fd
   // Unix: COMMAND gets the lock's descriptor as its fd 3 (the dup2 into the
   // child clears close-on-exec), so it holds the lock itself, as under
   // flock(1), and the lock outlives this process if it is killed. Windows has
-  // no such inheritance: this process holds the lock until COMMAND exits.
-  const inherit = process.platform !== 'win32' && typeof fd === 'number'
+  // no such inheritance, and --no-inherit (flock -o) asks for none: this
+  // process holds the lock until COMMAND exits (the descriptor is
+  // close-on-exec, so nothing COMMAND starts can keep it).
+  const inherit = how.inherit && process.platform !== 'win32' && typeof fd === 'number'
   const stdio: StdioOptions = inherit ? ['inherit', 'inherit', 'inherit', fd] : 'inherit'
   return new Promise((resolve) => {
     let child: ChildProcess
@@ -461,17 +549,29 @@ function runHolding(held: Lock, command: string[]): Promise<number> {
       else held.release()
       resolve(code)
     }
-    if (child.pid !== undefined) {
-      // `status` shows COMMAND, and `stop` aims at it once this process is
-      // gone (it is proven from COMMAND's own descriptor then).
-      const record = makeRecord(held.location, JSON.stringify({ command: command.map(shellQuote).join(' ') }), isoAt(held.acquiredAt.getTime()), inherit ? child.pid : process.pid)
+    const record = (pid: number, ready: boolean): void => {
+      // Not after COMMAND's exit released the descriptor (its number may be reused).
+      if (held.released) return
+      const text = makeRecord(held.location, JSON.stringify(held.holder.data), isoAt(held.acquiredAt.getTime()), pid, ready)
       try {
-        backend.update(held.location, held.handle, record)
+        backend.update(held.location, held.handle, text)
       } catch {
         // A lock file another user created is open read-only here, so its
         // record cannot be written; the record is information only and
         // COMMAND runs all the same.
       }
+    }
+    const pid = child.pid
+    if (pid !== undefined) {
+      // `status` shows COMMAND, and `stop` aims at it once this process is
+      // gone (it is proven from COMMAND's own descriptor then). Without
+      // inheritance this process is the holder to stop: it passes the
+      // signal on.
+      const holderPid = inherit ? pid : process.pid
+      record(holderPid, false)
+      // 'spawn': COMMAND has been executed (a command that cannot be run
+      // gets 'error' instead, and is never shown as ready).
+      if (how.ready) child.once('spawn', () => record(holderPid, true))
     }
     child.once('error', (e: NodeJS.ErrnoException) => {
       err(`instance-lock: cannot run ${JSON.stringify(command[0])}: ${e.message}\n`)

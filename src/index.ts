@@ -8,6 +8,7 @@ import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from './format.js'
+import { statusAt, statusOf } from './status.js'
 import { isoAt, makeRecord, parseRecord, recordAt } from './record.js'
 import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
@@ -15,8 +16,9 @@ import { invalidArgType, invalidArgValue } from './errors.js'
 
 export { Lock, LockedError }
 export type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions }
-export type { StopOptions, StopResult } from './types.js'
+export type { StopOptions, StopResult, WaitForOptions } from './types.js'
 export { stop } from './stop.js'
+export { waitFor } from './waitfor.js'
 
 /**
  * The `Lock`, or the `LockedError` to throw. Returned, not thrown: V8 tiers a
@@ -135,13 +137,6 @@ function writeStderr(text: string): void {
   }
 }
 
-function statusOf(loc: Location, locked: boolean, holder: Holder | undefined): LockStatus {
-  const s: LockStatus = { name: loc.name, scope: loc.scope, locked, path: loc.path }
-  if (loc.key !== undefined) s.key = loc.key
-  if (locked && holder !== undefined) s.holder = holder
-  return s
-}
-
 /**
  * Reports whether the lock is held and by whom, without taking it and
  * without ever making a concurrent `tryLock` fail.
@@ -151,13 +146,7 @@ function statusOf(loc: Location, locked: boolean, holder: Holder | undefined): L
  * if (locked) console.log(`web runs as pid ${holder?.pid} on port ${holder?.data?.port}`)
  */
 export function inspect(name: string, options?: LockOptions): LockStatus {
-  const id = checkIdentity(name, options)
-  const loc = locateIdentity(id)
-  const own = registry.get(loc.id)
-  if (own !== undefined) return statusOf(loc, true, own.holder)
-  const p = backend.probe(loc)
-  if (p === null || !p.held) return statusOf(loc, false, undefined)
-  return statusOf(loc, true, parseRecord(p.record, loc))
+  return statusAt(locateIdentity(checkIdentity(name, options)))
 }
 
 /**

@@ -44,6 +44,7 @@ export class Lock implements Disposable {
   #loc: Location
   #handle: unknown
   #data: string | undefined
+  #ready = false
   #released = false
 
   /** @internal */
@@ -68,7 +69,7 @@ export class Lock implements Disposable {
 
   /** What this process recorded as holder. */
   get holder(): Holder {
-    return parseRecord(this.#record(this.#data))!
+    return parseRecord(this.#record(this.#data, this.#ready))!
   }
 
   /**
@@ -84,17 +85,38 @@ export class Lock implements Disposable {
    */
   update(data: Record<string, unknown>): void {
     const json = checkData(data)
-    if (this.#released) {
-      const err = new Error(`Lock "${this.name}" was released; its data can no longer be updated`) as Error & { code: string }
-      err.code = 'ERR_INVALID_STATE'
-      throw err
-    }
-    this.#backend.update(this.#loc, this.#handle, this.#record(json))
+    this.#assertHeld('its data can no longer be updated')
+    this.#backend.update(this.#loc, this.#handle, this.#record(json, this.#ready))
     this.#data = json
   }
 
-  #record(data: string | undefined): string {
-    return makeRecord(this.#loc, data, isoAt(this.acquiredAt.getTime()))
+  /**
+   * Marks the holder ready (replacing its `data` when given): `waitFor(name,
+   * { ready: true })` and `instance-lock wait NAME --ready` return once it is
+   * called, and `status` shows `ready` instead of `starting`. Idempotent.
+   *
+   * @example
+   * const lock = singleInstance('web')
+   * server.listen(0, () => lock.ready({ port: server.address().port }))
+   */
+  ready(data?: Record<string, unknown>): void {
+    const json = data === undefined ? this.#data : checkData(data)
+    this.#assertHeld('it can no longer be marked ready')
+    if (this.#ready && data === undefined) return
+    this.#backend.update(this.#loc, this.#handle, this.#record(json, true))
+    this.#data = json
+    this.#ready = true
+  }
+
+  #assertHeld(what: string): void {
+    if (!this.#released) return
+    const err = new Error(`Lock "${this.name}" was released; ${what}`) as Error & { code: string }
+    err.code = 'ERR_INVALID_STATE'
+    throw err
+  }
+
+  #record(data: string | undefined, ready: boolean): string {
+    return makeRecord(this.#loc, data, isoAt(this.acquiredAt.getTime()), process.pid, ready)
   }
 
   /** Releases the lock. Idempotent. */

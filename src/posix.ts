@@ -702,4 +702,10 @@ function unsupported(err: unknown, eperm: boolean): boolean {
   return n === ENOSYS || (eperm && n === EPERM)
 }
 
-export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
+// The record is written in place (pwrite on the lock file), so a watch on
+// the file sees every acquisition, update() and ready() of a writable holder.
+function recordFile(l: Location): string {
+  return l.path
+}
+
+export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate, recordFile }

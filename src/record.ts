@@ -40,15 +40,18 @@ export function isoAt(ms: number): string {
 /**
  * The holder record written beside the lock: JSON text of a `Holder`. `pid`
  * is another process only for `instance-lock run`, whose COMMAND inherits the
- * lock and is the process to stop.
+ * lock and is the process to stop. `"ready":true` is written only once the
+ * holder is ready: a record without it (every record of earlier versions)
+ * reads as not ready, and a starting holder's record stays as it was.
  */
-export function makeRecord(loc: Location, data: string | undefined, startedAt: string, pid = process.pid): string {
+export function makeRecord(loc: Location, data: string | undefined, startedAt: string, pid = process.pid, ready = false): string {
   prefix ??= `,"hostname":${JSON.stringify(hostName())},"startedAt":"`
   return (
     `{"pid":${pid}${prefix}${startedAt}",` +
     `"name":${JSON.stringify(loc.name)},"scope":"${loc.scope}"` +
     (loc.key === undefined ? '' : `,"key":${JSON.stringify(loc.key)}`) +
     (data === undefined ? '' : `,"data":${data}`) +
+    (ready ? ',"ready":true' : '') +
     '}'
   )
 }
@@ -116,12 +119,13 @@ function parseHolder(text: string): Holder | undefined {
     return undefined
   }
   if (r === null || typeof r !== 'object') return undefined
-  const { pid, hostname: host, startedAt, name, scope, key, data } = r
+  const { pid, hostname: host, startedAt, name, scope, key, data, ready } = r
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined
   if (typeof host !== 'string' || typeof startedAt !== 'string' || typeof name !== 'string') return undefined
   if (scope !== 'user' && scope !== 'machine') return undefined
   const holder: Holder = { pid, hostname: host, startedAt, name, scope }
   if (typeof key === 'string') holder.key = key
   if (data !== null && typeof data === 'object' && !Array.isArray(data)) holder.data = data as Record<string, unknown>
+  if (ready === true) holder.ready = true
   return holder
 }

@@ -34,6 +34,11 @@ export interface Holder {
   key?: string
   scope: Scope
   data?: Record<string, unknown>
+  /**
+   * True once the holder called `Lock.ready()` (or `instance-lock run
+   * --ready` started its COMMAND); absent while it is starting.
+   */
+  ready?: boolean
 }
 
 /** The state of one lock, as `inspect()` and `list()` report it. */
@@ -46,6 +51,15 @@ export interface LockStatus {
   holder?: Holder
   /** The lock file (Unix) or the mutex name (Windows). */
   path: string
+}
+
+/** Options of {@link waitFor}. */
+export interface WaitForOptions extends LockOptions {
+  /** Wait until the holder has called `Lock.ready()`, not only until the lock is held. */
+  ready?: boolean
+  /** Milliseconds to wait; default 10000. `0`: look once. `Infinity`: no limit. */
+  timeout?: number
+  signal?: AbortSignal
 }
 
 /** Options of {@link list}. */

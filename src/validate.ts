@@ -67,6 +67,11 @@ export function checkTimeout(timeout: unknown, name = 'timeout'): number | undef
   return timeout
 }
 
+export function checkBoolean(value: unknown, name: string): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value
+  throw invalidArgType(name, 'a boolean', value)
+}
+
 export function checkSignal(signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined
   if (signal === null || typeof signal !== 'object' || typeof (signal as AbortSignal).aborted !== 'boolean' ||

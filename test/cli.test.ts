@@ -131,9 +131,9 @@ describe.skipIf(process.platform !== 'linux')('status', () => {
     const r = await cli('status', '--dir', dir)
     expect(r.code).toBe(0)
     const lines = r.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^NAME\s+KEY\s+STATE\s+PID\s+STARTED\s+AGE\s+DATA$/)
-    expect(lines.find((l) => l.startsWith(a))).toMatch(new RegExp(`^${a}\\s+-\\s+held\\s+${holder.pid}\\s+\\S+Z\\s+\\d+s\\s+port=3000$`))
-    expect(lines.find((l) => l.startsWith(b))).toMatch(new RegExp(`^${b}\\s+-\\s+free\\s+-\\s+-\\s+-\\s+-$`))
+    expect(lines[0]).toMatch(/^NAME\s+KEY\s+STATE\s+READY\s+PID\s+STARTED\s+AGE\s+DATA$/)
+    expect(lines.find((l) => l.startsWith(a))).toMatch(new RegExp(`^${a}\\s+-\\s+held\\s+starting\\s+${holder.pid}\\s+\\S+Z\\s+\\d+s\\s+port=3000$`))
+    expect(lines.find((l) => l.startsWith(b))).toMatch(new RegExp(`^${b}\\s+-\\s+free\\s+-\\s+-\\s+-\\s+-\\s+-$`))
     const json = JSON.parse((await cli('status', '--dir', dir, '--json')).stdout) as Array<{ name: string; locked: boolean }>
     expect(json.map((s) => [s.name, s.locked]).sort()).toEqual([
       [a, true],

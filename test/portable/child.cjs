@@ -42,6 +42,9 @@ const ops = {
   update(path, data) {
     held.get(path).update(data)
   },
+  ready(path, data) {
+    held.get(path).ready(data)
+  },
   inspect(name, options) {
     return il.inspect(name, options)
   },

@@ -1,0 +1,25 @@
+import type { Location } from './backend.js'
+import { registry } from './lock.js'
+import { backend } from './platform.js'
+import { parseRecord } from './record.js'
+import type { Holder, LockStatus } from './types.js'
+
+export function statusOf(loc: Location, locked: boolean, holder: Holder | undefined): LockStatus {
+  const s: LockStatus = { name: loc.name, scope: loc.scope, locked, path: loc.path }
+  if (loc.key !== undefined) s.key = loc.key
+  if (locked && holder !== undefined) s.holder = holder
+  return s
+}
+
+/**
+ * The lock's status, taking nothing: this process's own locks are answered
+ * from the registry, others by the backend's probe, which never makes a
+ * concurrent acquisition fail.
+ */
+export function statusAt(loc: Location): LockStatus {
+  const own = registry.get(loc.id)
+  if (own !== undefined) return statusOf(loc, true, own.holder)
+  const p = backend.probe(loc)
+  if (p === null || !p.held) return statusOf(loc, false, undefined)
+  return statusOf(loc, true, parseRecord(p.record, loc))
+}
