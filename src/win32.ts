@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { getSystemErrorMap } from 'node:util'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
@@ -164,7 +164,7 @@ function ensureDir(loc: WinLocation): void {
   if (dirsReady.has(loc.dir)) return
   try {
     if (loc.machine && !loc.custom) native.makeSharedDir(loc.dir)
-    else mkdirSync(loc.dir, { recursive: true })
+    else makeDirs(loc.dir)
   } catch (err) {
     fromNativeOrFs(err, loc.dir)
   }
@@ -442,6 +442,7 @@ export interface Win32Deps {
   abortError: typeof AbortErrorOf
   keyHash: (canonical: string) => string
   entriesOf: (dir: string) => string[]
+  makeDirs: (dir: string) => void
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -450,8 +451,9 @@ let registry: Map<string, Lock>
 let abortError: typeof AbortErrorOf
 let keyHash: (canonical: string) => string
 let entriesOf: (dir: string) => string[]
+let makeDirs: (dir: string) => void
 
 export function createWin32(deps: Win32Deps): Backend<WinHandle> {
-  ;({ native, registry, abortError, keyHash, entriesOf } = deps)
+  ;({ native, registry, abortError, keyHash, entriesOf, makeDirs } = deps)
   return { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
 }
