@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, statSync } from 'node:fs'
+import { dirname } from 'node:path'
 import type { Scope } from './types.js'
 
 /** Where a lock lives; computed from its identity alone, with no side effects. */
@@ -91,13 +92,60 @@ export function isHeld(x: unknown): x is Held {
   return typeof x === 'object' && x !== null && (x as Held).held === true
 }
 
-/** The names in a directory, sorted; none if it does not exist. */
+/**
+ * The names in a directory, sorted; none if it does not exist. A path that
+ * is not a directory is an error (ENOTDIR), not an empty directory.
+ */
 export function entriesOf(dir: string): string[] {
   try {
     return readdirSync(dir).sort()
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ENOTDIR') return []
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
     throw err
   }
+}
+
+/**
+ * Makes `dir` and its missing parents, one level at a time. Not
+ * `mkdirSync(dir, { recursive: true })`: where mkdir fails with ENOENT under
+ * an existing parent (/proc, /sys, a dying mount) Node's recursive mkdir
+ * retries for ever; here every step is tried once, and a failure names the
+ * directory it happened to. Something other than a directory on the way is
+ * ENOTDIR.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = []
+  for (let p = dir; ; ) {
+    const absent = makeDir(p)
+    if (absent === undefined) break
+    const parent = dirname(p)
+    if (parent === p) throw absent
+    missing.push(p)
+    p = parent
+  }
+  for (let i = missing.length - 1; i >= 0; i--) {
+    const absent = makeDir(missing[i]!)
+    if (absent !== undefined) throw absent
+  }
+}
+
+/** Makes one directory; returns the ENOENT error if its parent is missing. */
+function makeDir(p: string): Error | undefined {
+  try {
+    mkdirSync(p)
+    return undefined
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return err as Error
+    if (code !== 'EEXIST') throw err
+  }
+  if (!statSync(p).isDirectory()) {
+    const e: NodeJS.ErrnoException = new Error(`ENOTDIR: not a directory, mkdir '${p}'`)
+    e.code = 'ENOTDIR'
+    e.errno = process.platform === 'win32' ? -4052 : -20 // libuv's UV_ENOTDIR
+    e.syscall = 'mkdir'
+    e.path = p
+    throw e
+  }
+  return undefined
 }

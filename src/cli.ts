@@ -14,7 +14,7 @@ import { locateIdentity } from './locate.js'
 import { backend } from './platform.js'
 import { isoAt, makeRecord } from './record.js'
 import { DEFAULT_TIMEOUT, endHolder } from './stop.js'
-import type { Holder, LockOptions, LockStatus } from './types.js'
+import type { Holder, LockOptions, LockStatus, Scope } from './types.js'
 import { checkData, checkDir, checkIdentity, checkKey, checkName, checkScope } from './validate.js'
 import { DEFAULT_WAIT_FOR_TIMEOUT } from './waitfor.js'
 
@@ -34,7 +34,7 @@ const EXIT_NOT_FOUND = 127
 type Verb = 'status' | 'stop' | 'run' | 'wait'
 
 const SYNOPSIS: Record<Verb, string> = {
-  status: 'instance-lock status [NAME] [--scope user|machine] [--key K] [--dir D] [--json]',
+  status: 'instance-lock status [NAME] [--scope user|machine] [--key K] [--dir D] [--all] [--json]',
   stop: 'instance-lock stop NAME [--scope S] [--key K] [--dir D] [--timeout MS] [--signal SIG] [--force]',
   run: 'instance-lock run NAME [--scope S] [--key K] [--dir D] [--wait[=MS] | --replace [--timeout MS]] [--conflict-exit-code N] [--no-inherit] [--data JSON] [--ready] [--quiet] -- COMMAND [ARGS...]',
   wait: 'instance-lock wait NAME [--ready] [--timeout MS] [--scope S] [--key K] [--dir D] [--json]',
@@ -54,7 +54,7 @@ Usage:
   ${SYNOPSIS.wait}
 
 Commands:
-  status   show who holds a lock, or list every lock
+  status   show who holds a lock, or list the held locks
   stop     stop the process that holds a lock, and wait until it is free
   run      run a command while holding a lock (like flock -n / flock -w)
   wait     wait until a lock is held, or its holder is ready
@@ -63,12 +63,16 @@ Run 'instance-lock COMMAND --help' for the options of one command.
 `,
   status: `Usage: ${SYNOPSIS.status}
 
-Without NAME, lists every lock of the scope (or of --dir), held or free: name,
-key, state, ready or starting, pid, start time, age and data such as the port.
-With NAME, tells whether that lock is held and by whom.
+Without NAME, lists the held locks of the scope, or of --dir (both scopes
+there unless --scope is given), by name: name, key, state, ready or starting,
+pid, start time, age and data such as the port. Lock files are never deleted,
+so every name ever used has one; --all lists the free ones too.
+With NAME, tells whether that lock is held and by whom; if not, but a lock of
+that name is held in the other scope or with another key, says how to reach it.
 
 Options:
 ${IDENTITY_HELP}
+  --all                   without NAME: list free locks too
   --json                  print a LockStatus (with NAME) or a LockStatus[] as JSON
   -h, --help              show this help
 
@@ -79,7 +83,9 @@ Exit status: 0 held (or the list was printed), 3 not held, 2 bad usage,
 
 Signals the process that holds the lock NAME right now, as the kernel shows
 it (a pid read from a file is never enough), and waits until the lock is
-free. A holder that cannot be verified is not signalled.
+free. A holder that cannot be verified is not signalled. If the lock is not
+held but one of that name is, in the other scope or with another key, it
+says so on stderr with the options that reach it.
 
 Options:
 ${IDENTITY_HELP}
@@ -284,7 +290,7 @@ function signalName(value: string): NodeJS.Signals {
 // status
 
 function status(args: string[]): number {
-  const { values, positionals } = parse('status', args, { json: { type: 'boolean' } })
+  const { values, positionals } = parse('status', args, { all: { type: 'boolean' }, json: { type: 'boolean' } })
   if (values.help === true) {
     out(HELP.status)
     return 0
@@ -293,15 +299,93 @@ function status(args: string[]): number {
   const o = identity('status', positionals[0], values)
   if (o.name === undefined) {
     if (o.key !== undefined) throw new UsageError('status', '--key needs a NAME: instance-lock status NAME --key K')
-    const all = list({ scope: o.scope!, ...(o.dir === undefined ? {} : { dir: o.dir }) })
-    if (values.json === true) out(`${JSON.stringify(all, null, 2)}\n`)
-    else out(all.length === 0 ? `No locks ${o.dir === undefined ? `in the ${o.scope} scope` : `in ${resolvePath(o.dir)}`}\n` : statusTable(all))
+    // A directory of the user's choosing holds both scopes' lock files.
+    const scopes: Scope[] = o.dir !== undefined && values.scope === undefined ? ['user', 'machine'] : [o.scope!]
+    const all = scopes.flatMap((scope) => list({ scope, ...(o.dir === undefined ? {} : { dir: o.dir }) })).sort(byIdentity)
+    const shown = values.all === true ? all : all.filter((s) => s.locked)
+    if (values.json === true) out(`${JSON.stringify(shown, null, 2)}\n`)
+    else if (shown.length > 0) out(statusTable(shown, scopes.length > 1))
+    else {
+      const where = o.dir === undefined ? `in the ${o.scope} scope` : `in ${resolvePath(o.dir)}`
+      out(all.length === 0 ? `No locks ${where}\n` : `No locks held ${where} (${all.length} free; --all lists them)\n`)
+    }
     return 0
   }
   const s = inspect(o.name, o)
   if (values.json === true) out(`${JSON.stringify(s, null, 2)}\n`)
   else out(statusText(s))
+  if (!s.locked) err(elsewhere('status', s, o.dir))
   return s.locked ? 0 : EXIT_FREE
+}
+
+/** By name, then key (none first), then scope (user first). */
+function byIdentity(a: LockStatus, b: LockStatus): number {
+  return compare(a.name, b.name) || compare(a.key ?? '', b.key ?? '') || compare(a.scope === 'user' ? 0 : 1, b.scope === 'user' ? 0 : 1)
+}
+
+function compare<T extends string | number>(a: T, b: T): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
+ * For a lock that is not held: the held locks the user may have meant,
+ * with the command that reaches each. Those of the same name in the other
+ * scope or with another key (or none), since a missing `--scope machine` or
+ * `--key` must not look like "nothing runs"; failing those, for a name no
+ * lock file has, held locks whose names are a typo away. Empty if none.
+ */
+function elsewhere(verb: 'status' | 'stop', wanted: Pick<LockStatus, 'name' | 'key' | 'scope'>, dir: string | undefined): string {
+  const all: LockStatus[] = []
+  for (const scope of ['user', 'machine'] as const) {
+    try {
+      all.push(...list({ scope, ...(dir === undefined ? {} : { dir }) }))
+    } catch {
+      // A scope that cannot be read has nothing to suggest.
+    }
+  }
+  all.sort(byIdentity)
+  const { name } = wanted
+  const command = (s: LockStatus): string => {
+    const args = ['instance-lock', verb, s.name]
+    if (s.scope === 'machine') args.push('--scope', 'machine')
+    if (s.key !== undefined) args.push('--key', shellQuote(s.key))
+    if (dir !== undefined) args.push('--dir', shellQuote(resolvePath(dir)))
+    return args.join(' ')
+  }
+  const lines: string[] = []
+  for (const s of all) {
+    if (!s.locked || s.name !== name || (s.scope === wanted.scope && s.key === wanted.key)) continue
+    const how: string[] = []
+    if (s.scope !== wanted.scope) how.push(`in ${s.scope} scope`)
+    if (s.key !== undefined) how.push(`with key ${JSON.stringify(s.key)}`)
+    else if (hasKeyHash(s)) {
+      // Only a hash of the key is in the file name, and the record that
+      // tells the key cannot be read: no command can be given.
+      lines.push(`instance-lock: "${name}" is held ${[...how, 'with a key its holder record does not show'].join(' ')} (${s.path})\n`)
+      continue
+    } else if (wanted.key !== undefined) how.push('without a key')
+    lines.push(`instance-lock: "${name}" is held ${how.join(' ')}: ${command(s)}\n`)
+  }
+  if (lines.length > 0 || all.some((s) => s.name === name)) return lines.join('')
+  const near = all.filter((s) => s.locked && !(s.key === undefined && hasKeyHash(s)) && editDistance(s.name, name) <= 2).slice(0, 5)
+  if (near.length === 0) return ''
+  return `instance-lock: no lock named "${name}" exists; held with a similar name:\n${near.map((s) => `  ${command(s)}\n`).join('')}`
+}
+
+/** The lock file (or mutex) name carries a key's hash: `NAME@HASH`. */
+function hasKeyHash(s: LockStatus): boolean {
+  return /@[0-9a-f]{32}/.test(s.path.slice(Math.max(s.path.lastIndexOf('/'), s.path.lastIndexOf('\\')) + 1))
+}
+
+/** Levenshtein distance of two names (at most 64 characters each). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)))
+    prev = row
+  }
+  return prev[b.length]!
 }
 
 function statusText(s: LockStatus): string {
@@ -316,13 +400,15 @@ function statusText(s: LockStatus): string {
   return lines.join('\n') + '\n'
 }
 
-function statusTable(all: LockStatus[]): string {
+function statusTable(all: LockStatus[], withScope: boolean): string {
   const rows = [['NAME', 'KEY', 'STATE', 'READY', 'PID', 'STARTED', 'AGE', 'DATA']]
+  if (withScope) rows[0]!.splice(2, 0, 'SCOPE')
   for (const s of all) {
     const h = s.locked ? s.holder : undefined
     rows.push([
       s.name,
       s.key ?? '-',
+      ...(withScope ? [s.scope] : []),
       s.locked ? 'held' : 'free',
       h === undefined ? (s.locked ? '?' : '-') : readiness(h),
       h === undefined ? (s.locked ? '?' : '-') : String(h.pid),
@@ -372,8 +458,10 @@ async function stopVerb(args: string[]): Promise<number> {
   const e = await endHolder(loc, { signal, timeout, force })
   switch (e.state) {
     case 'free':
-      if (e.pid === undefined) out(`${what} is not held; nothing to stop\n`)
-      else out(`${what} is free: pid ${e.pid} ${e.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`)
+      if (e.pid === undefined) {
+        out(`${what} is not held; nothing to stop\n`)
+        err(elsewhere('stop', loc, o.dir))
+      } else out(`${what} is free: pid ${e.pid} ${e.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`)
       return 0
     case 'gone':
       // The instance is stopped, but the lock is not free: another holds it.

@@ -1,5 +1,5 @@
 import type { Backend } from './backend.js'
-import { entriesOf } from './backend.js'
+import { entriesOf, makeDirs } from './backend.js'
 import { native } from './binding.js'
 import { abortError, systemError } from './errors.js'
 import { keyHash } from './identity.js'
@@ -11,5 +11,5 @@ import { posix } from './posix.js'
 export const backend: Backend =
   native.platform === 'win32'
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ? (require('./win32.js') as typeof import('./win32.js')).createWin32({ native, registry, abortError, systemError, keyHash, entriesOf })
+    ? (require('./win32.js') as typeof import('./win32.js')).createWin32({ native, registry, abortError, systemError, keyHash, entriesOf, makeDirs })
     : posix

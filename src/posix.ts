@@ -1,7 +1,7 @@
 import { fchmodSync, fstatSync, lstatSync, mkdirSync, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
-import { entriesOf } from './backend.js'
+import { entriesOf, makeDirs } from './backend.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import { native } from './binding.js'
 import { abortError, fromNative, systemError, withPath } from './errors.js'
@@ -113,13 +113,7 @@ function openDir(loc: PosixLocation, create = false): Dir {
   let d = dirs.get(loc.dir)
   if (d !== undefined) return d
   if (loc.kind === 'custom') {
-    if (create) {
-      try {
-        mkdirSync(loc.dir, { recursive: true })
-      } catch (err) {
-        throw withPath(err, loc.dir)
-      }
-    }
+    if (create) makeDirs(loc.dir)
     d = { fd: native.AT_FDCWD, checks: fsChecks(loc.dir) }
     dirs.set(loc.dir, d)
     return d
@@ -342,7 +336,6 @@ function probe(l: Location): Probe | null {
   try {
     r = native.probe(loc.path)
   } catch (err) {
-    if ((err as { code?: unknown }).code === 'ENOTDIR') return null // no lock here
     fromNative(err, loc.path)
   }
   if (r === null) return null

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { getSystemErrorMap } from 'node:util'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
@@ -167,7 +167,7 @@ function ensureDir(loc: WinLocation): void {
   if (dirsReady.has(loc.dir)) return
   try {
     if (loc.machine && !loc.custom) native.makeSharedDir(loc.dir)
-    else mkdirSync(loc.dir, { recursive: true })
+    else makeDirs(loc.dir)
   } catch (err) {
     fromNativeOrFs(err, loc.dir)
   }
@@ -445,6 +445,7 @@ export interface Win32Deps {
   systemError: typeof SystemErrorOf
   keyHash: (canonical: string) => string
   entriesOf: (dir: string) => string[]
+  makeDirs: (dir: string) => void
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -454,8 +455,9 @@ let abortError: typeof AbortErrorOf
 let systemError: typeof SystemErrorOf
 let keyHash: (canonical: string) => string
 let entriesOf: (dir: string) => string[]
+let makeDirs: (dir: string) => void
 
 export function createWin32(deps: Win32Deps): Backend<WinHandle> {
-  ;({ native, registry, abortError, systemError, keyHash, entriesOf } = deps)
+  ;({ native, registry, abortError, systemError, keyHash, entriesOf, makeDirs } = deps)
   return { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
 }

@@ -117,28 +117,110 @@ describe.skipIf(process.platform !== 'linux')('status', () => {
     expect((await cli('status', name, '--dir', dir)).code).toBe(3)
   })
 
-  it('without NAME: every lock of the directory as a table, or a LockStatus[]; exit 0', async () => {
+  it('without NAME: the held locks of the directory, both scopes, by name; --all adds the free ones; exit 0', async () => {
     const dir = tmpDir()
     const empty = await cli('status', '--dir', dir)
     expect(empty.code).toBe(0)
     expect(empty.stdout).toMatch(/^No locks in /)
     expect(JSON.parse((await cli('status', '--dir', dir, '--json')).stdout)).toEqual([])
 
-    const a = uniqueName('a')
-    const b = uniqueName('b')
+    // Sorted by name, then key (none first), then scope; not in file order (name, then key hash).
+    const [a, b, c] = ['a', 'b', 'c'].map((p) => `${p}-${uniqueName()}`) as [string, string, string]
     tryLock(b, { dir }).release()
-    const holder = await startHolder(a, { dir, data: { port: 3000 } }, 'hold')
+    const keyFile = path.join(dir, 'z.sqlite')
+    fs.writeFileSync(keyFile, '')
+    const held = [
+      await startHolder(c, { dir, key: keyFile }, 'hold'),
+      await startHolder(c, { dir, key: 'a-key' }, 'hold'),
+      await startHolder(a, { dir, data: { port: 3000 } }, 'hold'),
+      await startHolder(a, { dir, scope: 'machine' }, 'hold'),
+    ]
+    const onlyFree = await cli('status', b, '--dir', dir)
+    expect(onlyFree.code).toBe(3)
+
     const r = await cli('status', '--dir', dir)
     expect(r.code).toBe(0)
     const lines = r.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^NAME\s+KEY\s+STATE\s+READY\s+PID\s+STARTED\s+AGE\s+DATA$/)
-    expect(lines.find((l) => l.startsWith(a))).toMatch(new RegExp(`^${a}\\s+-\\s+held\\s+starting\\s+${holder.pid}\\s+\\S+Z\\s+\\d+s\\s+port=3000$`))
-    expect(lines.find((l) => l.startsWith(b))).toMatch(new RegExp(`^${b}\\s+-\\s+free\\s+-\\s+-\\s+-\\s+-\\s+-$`))
-    const json = JSON.parse((await cli('status', '--dir', dir, '--json')).stdout) as Array<{ name: string; locked: boolean }>
-    expect(json.map((s) => [s.name, s.locked]).sort()).toEqual([
+    expect(lines[0]).toMatch(/^NAME\s+KEY\s+SCOPE\s+STATE\s+READY\s+PID\s+STARTED\s+AGE\s+DATA$/)
+    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 6))).toEqual([
+      [a, '-', 'user', 'held', 'starting', String(held[2]!.pid)],
+      [a, '-', 'machine', 'held', 'starting', String(held[3]!.pid)],
+      [c, fs.realpathSync(keyFile), 'user', 'held', 'starting', String(held[0]!.pid)],
+      [c, 'a-key', 'user', 'held', 'starting', String(held[1]!.pid)],
+    ])
+    expect(lines[1]).toMatch(new RegExp(`^${a}\\s+-\\s+user\\s+held\\s+starting\\s+${held[2]!.pid}\\s+\\S+Z\\s+\\d+s\\s+port=3000$`))
+
+    const all = await cli('status', '--dir', dir, '--all')
+    expect(all.code).toBe(0)
+    expect(all.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([
+      [a, '-', 'user', 'held'],
+      [a, '-', 'machine', 'held'],
+      [b, '-', 'user', 'free'],
+      [c, fs.realpathSync(keyFile), 'user', 'held'],
+      [c, 'a-key', 'user', 'held'],
+    ])
+
+    // --scope keeps to one scope, and drops the SCOPE column.
+    const machine = await cli('status', '--dir', dir, '--scope', 'machine')
+    expect(machine.stdout.trimEnd().split('\n').map((l) => l.split(/\s+/).slice(0, 3))).toEqual([
+      ['NAME', 'KEY', 'STATE'],
+      [a, '-', 'held'],
+    ])
+
+    const json = JSON.parse((await cli('status', '--dir', dir, '--json')).stdout) as Array<{ name: string; key?: string; scope: string; locked: boolean }>
+    expect(json.map((s) => [s.name, s.key, s.scope, s.locked])).toEqual([
+      [a, undefined, 'user', true],
+      [a, undefined, 'machine', true],
+      [c, fs.realpathSync(keyFile), 'user', true],
+      [c, 'a-key', 'user', true],
+    ])
+    const jsonAll = JSON.parse((await cli('status', '--dir', dir, '--json', '--all')).stdout) as Array<{ name: string; locked: boolean }>
+    expect(jsonAll.map((s) => [s.name, s.locked])).toEqual([
+      [a, true],
       [a, true],
       [b, false],
+      [c, true],
+      [c, true],
     ])
+
+    // Nothing held, but lock files left: said so, and how to see them.
+    for (const h of held) h.proc.kill('SIGKILL')
+    await Promise.all(held.map((h) => h.exited))
+    const none = await cli('status', '--dir', dir)
+    expect(none.code).toBe(0)
+    expect(none.stdout).toMatch(/^No locks held in .*--all/)
+    expect(JSON.parse((await cli('status', '--dir', dir, '--json')).stdout)).toEqual([])
+  })
+
+  it('NAME not held, but held in the other scope or with a key: says so on stderr with the options that reach it', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const keyFile = path.join(dir, 'a.db')
+    fs.writeFileSync(keyFile, '')
+    await startHolder(name, { dir, scope: 'machine' }, 'hold')
+    await startHolder(name, { dir, key: keyFile }, 'hold')
+
+    const r = await cli('status', name, '--dir', dir)
+    expect(r.code).toBe(3)
+    expect(r.stdout).toMatch(/is not held/)
+    expect(r.stderr).toContain(`instance-lock status ${name} --scope machine --dir ${dir}\n`)
+    expect(r.stderr).toContain(`instance-lock status ${name} --key ${fs.realpathSync(keyFile)} --dir ${dir}\n`)
+    // --json keeps stdout to the LockStatus.
+    const j = await cli('status', name, '--dir', dir, '--json')
+    expect(j.code).toBe(3)
+    expect(JSON.parse(j.stdout)).toMatchObject({ name, locked: false })
+    expect(j.stderr).toContain(`--scope machine --dir ${dir}\n`)
+
+    // Given a key the holder does not have: the unkeyed machine-scope lock and the keyed one.
+    const k = await cli('status', name, '--dir', dir, '--key', path.join(dir, 'other.db'))
+    expect(k.code).toBe(3)
+    expect(k.stderr).toContain(`instance-lock status ${name} --scope machine --dir ${dir}\n`)
+    expect(k.stderr).toContain(`instance-lock status ${name} --key ${fs.realpathSync(keyFile)} --dir ${dir}\n`)
+
+    // Held exactly as asked: no hints.
+    const held = await cli('status', name, '--dir', dir, '--scope', 'machine')
+    expect(held.code).toBe(0)
+    expect(held.stderr).toBe('')
   })
 })
 
@@ -149,6 +231,7 @@ describe.skipIf(process.platform !== 'linux')('stop', () => {
     const none = await cli('stop', name, '--dir', dir)
     expect(none.code).toBe(0)
     expect(none.stdout).toMatch(/not held; nothing to stop/)
+    expect(none.stderr).toBe('')
 
     const holder = await startHolder(name, { dir }, 'hold')
     const r = await cli('stop', name, '--dir', dir)
@@ -156,6 +239,47 @@ describe.skipIf(process.platform !== 'linux')('stop', () => {
     expect(r.stdout).toContain(`pid ${holder.pid}`)
     expect(await holder.exited).toEqual({ code: null, signal: 'SIGTERM' })
     tryLock(name, { dir }).release()
+  })
+
+  it('a missing --scope or --key, or a typo in NAME, is not a silent success: stderr names the held lock and how to reach it', async () => {
+    const dir = tmpDir()
+    const name = uniqueName('dbd')
+    const machine = await startHolder(name, { dir, scope: 'machine' }, 'hold')
+
+    // The wrong key: exit 0 (that lock is free), but the held one is named.
+    const r = await cli('stop', name, '--dir', dir, '--key', 'data/a.db')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/not held; nothing to stop/)
+    expect(r.stderr).toContain(`instance-lock stop ${name} --scope machine --dir ${dir}\n`)
+
+    // A typo: the held names a small edit away are suggested.
+    const typo = await cli('stop', `${name}x`, '--dir', dir)
+    expect(typo.code).toBe(0)
+    expect(typo.stderr).toContain(`instance-lock stop ${name} --scope machine --dir ${dir}\n`)
+    const far = await cli('stop', `${name}xyz`, '--dir', dir)
+    expect(far.code).toBe(0)
+    expect(far.stderr).toBe('')
+    // A name of its own (a lock file exists, free) is not taken for a typo.
+    tryLock(`${name}x`, { dir }).release()
+    expect((await cli('stop', `${name}x`, '--dir', dir)).stderr).toBe('')
+
+    // Held with a key (only its hash is in the file name; the record has it), stopped without one.
+    const keyed = uniqueName()
+    const keyFile = path.join(dir, 'db.sqlite')
+    fs.writeFileSync(keyFile, '')
+    const k = await startHolder(keyed, { dir, key: keyFile }, 'hold')
+    const noKey = await cli('stop', keyed, '--dir', dir)
+    expect(noKey.code).toBe(0)
+    expect(noKey.stderr).toContain(`instance-lock stop ${keyed} --key ${fs.realpathSync(keyFile)} --dir ${dir}\n`)
+    // and a keyless holder stopped with a key it does not have.
+    const plain = await startHolder(keyed, { dir }, 'hold')
+    const withKey = await cli('stop', keyed, '--dir', dir, '--key', 'nope')
+    expect(withKey.stderr).toContain(`instance-lock stop ${keyed} --dir ${dir}\n`)
+
+    // Nobody was signalled by any of it.
+    for (const f of [machine, k, plain]) expect(hasExited(f.pid)).toBe(false)
+    expect((await cli('stop', name, '--dir', dir, '--scope', 'machine')).code).toBe(0)
+    expect(await machine.exited).toEqual({ code: null, signal: 'SIGTERM' })
   })
 
   it('never signals the pid in a stale record: the process named there lives on', async () => {

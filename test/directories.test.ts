@@ -1,6 +1,97 @@
 import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ROOT, isRoot } from './helpers.js'
+import { inspect, list, lock, singleInstance, stop, tryLock } from '../src/index.js'
+import { ROOT, isRoot, tmpDir, uniqueName } from './helpers.js'
+
+const BIN = path.join(ROOT, 'bin', 'instance-lock.js')
+
+// A call that could hang runs in a process of its own, killed after 10 s.
+function bounded(args: string[]): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', timeout: 10_000, env: { ...process.env, IL_ROOT: ROOT } })
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }
+}
+
+describe('a dir option that cannot be a directory', () => {
+  it.skipIf(process.platform !== 'linux')('where mkdir fails with ENOENT under an existing parent (/proc): an error at once, never a spin', () => {
+    const r = bounded([BIN, 'run', uniqueName(), '--dir', '/proc/nope', '--', process.execPath, '-e', '0'])
+    expect(r.signal).toBe(null)
+    expect(r.status).toBe(125)
+    expect(r.stderr).toContain(`ENOENT`)
+    expect(r.stderr).toContain(`'/proc/nope'`)
+    const lib = bounded([
+      '-e',
+      `const il = require(process.env.IL_ROOT)
+       const code = (f) => { try { f(); return 'ok' } catch (e) { return e.code + ' ' + e.path } }
+       console.log(code(() => il.tryLock('x', { dir: '/proc/nope/deeper' })))
+       il.lock('x', { dir: '/proc/nope', timeout: 1000 }).then(() => console.log('ok'), (e) => console.log(e.code + ' ' + e.path))`,
+    ])
+    expect(lib.signal).toBe(null)
+    expect(lib.stdout.trim().split('\n')).toEqual(['ENOENT /proc/nope', 'ENOENT /proc/nope'])
+  })
+
+  it('a file, or a file on the way: ENOTDIR from every function, nothing created', async () => {
+    const file = path.join(tmpDir(), 'file')
+    fs.writeFileSync(file, 'x')
+    const name = uniqueName()
+    for (const dir of [file, path.join(file, 'sub', 'deeper')]) {
+      const calls: Array<[string, () => unknown]> = [
+        ['tryLock', () => tryLock(name, { dir })],
+        ['tryLock key', () => tryLock(name, { dir, key: 'k' })],
+        ['lock', () => lock(name, { dir })],
+        ['singleInstance', () => singleInstance(name, { dir, onLocked: 'throw' })],
+        ['replace', () => singleInstance(name, { dir, onLocked: 'replace' })],
+        ['inspect', () => inspect(name, { dir })],
+        ['list', () => list({ dir })],
+        ['list machine', () => list({ dir, scope: 'machine' })],
+        ['stop', () => stop(name, { dir })],
+      ]
+      for (const [what, call] of calls) {
+        let code: string | undefined
+        try {
+          await call()
+        } catch (e) {
+          code = (e as { code?: string }).code
+          expect((e as { path?: string }).path, what).toContain(file)
+        }
+        expect(code, `${what} ${dir}`).toBe('ENOTDIR')
+      }
+    }
+    expect(fs.readFileSync(file, 'utf8')).toBe('x')
+  })
+
+  it('the command line: ENOTDIR, exit 125, for status (with and without NAME) and stop', () => {
+    const file = path.join(tmpDir(), 'file')
+    fs.writeFileSync(file, 'x')
+    for (const args of [
+      ['status', '--dir', file],
+      ['status', '--all', '--json', '--dir', file],
+      ['status', 'web', '--dir', file],
+      ['stop', 'web', '--dir', file],
+      ['run', 'web', '--dir', file, '--', process.execPath, '-e', '0'],
+    ]) {
+      const r = bounded([BIN, ...args])
+      expect(r.status, args.join(' ')).toBe(125)
+      expect(r.stderr, args.join(' ')).toContain('ENOTDIR')
+      expect(r.stdout, args.join(' ')).toBe('')
+    }
+  })
+
+  it('a directory that does not exist: no locks, and nothing is created by looking', () => {
+    const dir = path.join(tmpDir(), 'missing', 'deeper')
+    expect(list({ dir })).toEqual([])
+    expect(inspect('web', { dir }).locked).toBe(false)
+    const r = bounded([BIN, 'status', '--dir', dir])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toMatch(/^No locks in /)
+    expect(bounded([BIN, 'status', 'web', '--dir', dir]).status).toBe(3)
+    expect(fs.existsSync(path.dirname(dir))).toBe(false)
+    // Taking a lock makes it, parents too.
+    tryLock('web', { dir }).release()
+    expect(fs.statSync(dir).isDirectory()).toBe(true)
+  })
+})
 
 // The scope directories live at fixed places in /dev/shm. To prepare them the
 // way an attacker or a careless admin would without touching the machine's

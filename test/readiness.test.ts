@@ -238,12 +238,12 @@ describe.skipIf(process.platform !== 'linux')('instance-lock wait', () => {
     const { path: lockPath } = await holder.call<{ path: string }>('tryLock', name, { dir })
     const row = (out: string): string => out.split('\n').find((l) => l.startsWith(name))!
     expect((await cli('status', name, '--dir', dir)).stdout).toContain('state: starting')
-    const table = (await cli('status', '--dir', dir)).stdout
+    const table = (await cli('status', '--dir', dir, '--scope', 'user')).stdout
     expect(table.split('\n')[0]).toMatch(/^NAME\s+KEY\s+STATE\s+READY\s+PID\s/)
     expect(row(table)).toMatch(new RegExp(`^${name}\\s+-\\s+held\\s+starting\\s+${holder.pid}\\s`))
     await holder.call('ready', lockPath)
     expect((await cli('status', name, '--dir', dir)).stdout).toContain('state: ready')
-    expect(row((await cli('status', '--dir', dir)).stdout)).toMatch(new RegExp(`^${name}\\s+-\\s+held\\s+ready\\s+${holder.pid}\\s`))
+    expect(row((await cli('status', '--dir', dir, '--scope', 'user')).stdout)).toMatch(new RegExp(`^${name}\\s+-\\s+held\\s+ready\\s+${holder.pid}\\s`))
     expect(JSON.parse((await cli('status', name, '--dir', dir, '--json')).stdout).holder.ready).toBe(true)
     expect(list({ dir })[0]!.holder?.ready).toBe(true)
   })

@@ -119,3 +119,62 @@ describe('bad input is refused before anything is touched', () => {
     l.release()
   })
 })
+
+describe('keys that are paths', () => {
+  // process.chdir: each test file runs in a process of its own (vitest forks).
+  function inDir<T>(dir: string, f: () => T): T {
+    const before = process.cwd()
+    process.chdir(dir)
+    try {
+      return f()
+    } finally {
+      process.chdir(before)
+    }
+  }
+
+  it('a file not made yet: every spelling is one lock, the one it is once the file exists', () => {
+    const base = fs.realpathSync(tmpDir())
+    const locks = path.join(base, 'locks')
+    const project = path.join(base, 'project')
+    fs.mkdirSync(path.join(project, 'data'), { recursive: true })
+    fs.symlinkSync(project, path.join(base, 'link'))
+    const name = uniqueName()
+    const canonical = path.join(project, 'data', 'new.db')
+    const l = inDir(project, () => tryLock(name, { dir: locks, key: 'data/new.db' }))
+    expect(l.key).toBe(canonical)
+    for (const spelling of ['./data/new.db', 'data//new.db', 'data/./x/../new.db', '../link/data/new.db', canonical, path.join(base, 'link', 'data', 'new.db')]) {
+      expect(() => inDir(project, () => tryLock(name, { dir: locks, key: spelling })), spelling).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
+    }
+    // Missing directories too.
+    const deep = inDir(project, () => tryLock(name, { dir: locks, key: './new/dir/x.db' }))
+    expect(deep.key).toBe(path.join(project, 'new', 'dir', 'x.db'))
+    deep.release()
+
+    fs.writeFileSync(canonical, '')
+    expect(inspect(name, { dir: locks, key: path.join(base, 'link', 'data', 'new.db') })).toMatchObject({ locked: true, key: canonical })
+    l.release()
+  })
+
+  it('the same relative key in two project directories is two locks', () => {
+    const base = fs.realpathSync(tmpDir())
+    const [a, b] = ['a', 'b'].map((p) => path.join(base, p))
+    for (const p of [a, b]) fs.mkdirSync(path.join(p!, 'data'), { recursive: true })
+    const locks = path.join(base, 'locks')
+    const name = uniqueName()
+    const la = inDir(a!, () => tryLock(name, { dir: locks, key: 'data/new.db' }))
+    const lb = inDir(b!, () => tryLock(name, { dir: locks, key: 'data/new.db' }))
+    expect([la.key, lb.key]).toEqual([path.join(a!, 'data', 'new.db'), path.join(b!, 'data', 'new.db')])
+    la.release()
+    lb.release()
+  })
+
+  it('a key that is not a path is taken as written', () => {
+    const base = tmpDir()
+    const name = uniqueName()
+    for (const key of ['eu-west', 'postgres://db.example/app', 'https://example.com/a/b', 'tenant:42']) {
+      const l = inDir(base, () => tryLock(name, { dir: path.join(base, 'locks'), key }))
+      expect(l.key).toBe(key)
+      l.release()
+    }
+  })
+})
