@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { inspect, lock, tryLock } from '../src/index.js'
-import { isRoot, spawnChildAs, tmpDir, uniqueName } from './helpers.js'
+import { OTHER_USERS, isRoot, spawnChildAs, tmpDir, uniqueName } from './helpers.js'
 
 function lockFile(dir: string, name: string): string {
   return path.join(dir, `${name}.lock`)
@@ -71,7 +71,7 @@ describe.skipIf(!isRoot)('file-system refusals (needs root to mount and to switc
     }
   })
 
-  it('permission denied: EACCES with the path', async () => {
+  it.skipIf(OTHER_USERS !== undefined)('permission denied: EACCES with the path', async () => {
     const dir = tmpDir()
     fs.chmodSync(dir, 0o755)
     const child = await spawnChildAs(65534)
@@ -80,7 +80,7 @@ describe.skipIf(!isRoot)('file-system refusals (needs root to mount and to switc
     expect(err).toMatchObject({ code: 'EACCES', path: lockFile(dir, name) })
   })
 
-  it('refuses a user-scope directory another user prepared', async () => {
+  it.skipIf(OTHER_USERS !== undefined)('refuses a user-scope directory another user prepared', async () => {
     const uid = 65533
     const prepared = `/dev/shm/instance-lock-${uid}`
     fs.rmSync(prepared, { recursive: true, force: true })
