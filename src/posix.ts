@@ -354,6 +354,12 @@ function update(l: Location, h: PosixHandle, record: string): void {
   }
 }
 
+// By path, not relative to the pinned directory: a directory swapped for
+// another at its path (by its owner) loses the lock as surely as a file.
+function lost(l: Location, h: PosixHandle): boolean {
+  return native.sameFile(h.fd, native.AT_FDCWD, l.path) !== true
+}
+
 function probe(l: Location): Probe | null {
   const loc = l as PosixLocation
   checkDirForRead(loc)
@@ -662,4 +668,4 @@ function terminate(pid: number, signal: NodeJS.Signals): void {
   process.kill(pid, signal)
 }
 
-export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
+export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, lost, probe, enumerate, holders, taker, terminate }
