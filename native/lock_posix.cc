@@ -313,10 +313,12 @@ int VerifyLocked(int fd, int dirfd, const char* name, bool writable, mode_t mode
     FlockRetry(fd, LOCK_UN);
     return -1;
   }
-  if ((checks & kCheckOwner) != 0 && own.uid != geteuid()) {
+  if ((checks & kCheckOwner) != 0 && own.uid != geteuid() && S_ISREG(own.mode) && own.nlink == 1) {
     // Taken over before the re-check below: an unlink by the old owner
     // before the fchown shows there; after it, none is allowed. Only the
     // owner is changed, so the mode (and every other user's access) stays.
+    // Only a plain file with no other name: a hard link planted at the lock
+    // path (refused by CheckFile below) must not cost its victim the file.
     if (fchown(fd, geteuid(), static_cast<gid_t>(-1)) != 0 || IdentityOfFd(fd, &own) != 0) {
       *err = errno;
       *syscall = "fchown";

@@ -71,6 +71,21 @@ describe.skipIf(!isRoot)('file-system refusals (needs root to mount and to switc
     }
   })
 
+  // Root takes over machine-scope lock files other users created (see
+  // permissions.test.ts), but never a file linked in from elsewhere.
+  it("machine scope: a planted hard link to another user's file is refused without taking the file over", () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const victim = path.join(dir, 'victim')
+    fs.writeFileSync(victim, 'precious', { mode: 0o666 })
+    fs.chownSync(victim, 65534, 65534)
+    const planted = path.join(dir, `${name}+machine.lock`)
+    fs.linkSync(victim, planted)
+    expect(() => tryLock(name, { dir, scope: 'machine' })).toThrow(expect.objectContaining({ code: 'EMLINK', path: planted }))
+    expect(fs.statSync(victim).uid).toBe(65534)
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
+  })
+
   it.skipIf(OTHER_USERS !== undefined)('permission denied: EACCES with the path', async () => {
     const dir = tmpDir()
     fs.chmodSync(dir, 0o755)
