@@ -273,9 +273,15 @@ OpenResult OpenLockFileUnchecked(int dirfd, const char* name, mode_t mode) {
 // lookup where that is not enough: on file systems where a client renames
 // a file deleted while open (NFS's .nfsXXXX, FUSE's .fuse_hidden), or where
 // a deletion may leave the opened inode's count alone (overlayfs: a file of
-// a lower layer opened read-only).
+// a lower layer opened read-only). kCheckOwner, after each flock the file
+// must belong to the caller, which src/ asks of root in machine scope: the
+// user who created a lock file owns it and, owner of the file, could unlink
+// it from the sticky directory while root holds the lock, so that a second
+// process creates and takes a new one. Taken over (by descriptor, before the
+// identity re-check), the file can be deleted only by root.
 constexpr int kCheckMode = 1;
 constexpr int kCheckName = 2;
+constexpr int kCheckOwner = 4;
 
 // A plain file that nothing else is linked to, with the scope's mode: 0, or
 // an errno and the failing call.
@@ -342,6 +348,19 @@ int VerifyLocked(int fd, int dirfd, const char* name, mode_t mode, int checks, i
     *syscall = "fstat";
     FlockRetry(fd, LOCK_UN);
     return -1;
+  }
+  if ((checks & kCheckOwner) != 0 && own.uid != geteuid() && S_ISREG(own.mode) && own.nlink == 1) {
+    // Taken over before the re-check below: an unlink by the old owner
+    // before the fchown shows there; after it, none is allowed. Only the
+    // owner is changed, so the mode (and every other user's access) stays.
+    // Only a plain file with no other name: a hard link planted at the lock
+    // path (refused by CheckFile below) must not cost its victim the file.
+    if (fchown(fd, geteuid(), static_cast<gid_t>(-1)) != 0 || IdentityOfFd(fd, &own) != 0) {
+      *err = errno;
+      *syscall = "fchown";
+      FlockRetry(fd, LOCK_UN);
+      return -1;
+    }
   }
   if (NoLongerNamed(own, dirfd, name, checks)) {
     FlockRetry(fd, LOCK_UN);
@@ -1370,6 +1389,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("AT_FDCWD", Napi::Number::New(env, AT_FDCWD));
   exports.Set("CHECK_MODE", Napi::Number::New(env, kCheckMode));
   exports.Set("CHECK_NAME", Napi::Number::New(env, kCheckName));
+  exports.Set("CHECK_OWNER", Napi::Number::New(env, kCheckOwner));
   // Registered once per Node environment, on its own thread.
   exports.Set("INITIAL_THREAD", Napi::Boolean::New(env, OnInitialThread()));
   exports.Set("open", Napi::Function::New(env, Open, "open"));

@@ -59,6 +59,12 @@ export interface Backend<H = unknown> {
    */
   release(loc: Location, handle: H, shared?: boolean): void
   update(loc: Location, handle: H, record: string): void
+  /**
+   * Whether a held lock was lost under its holder (Unix: its file no longer
+   * at its path, so another process may hold a new one). Absent where a lock
+   * cannot be lost (Windows: a mutex owned is owned until released).
+   */
+  lost?(loc: Location, handle: H): boolean
   /** Is it held, and by whom? Takes nothing; `null`: no lock object exists. */
   probe(loc: Location): Probe | null
   enumerate(scope: Scope, dir: string | undefined): Found[]

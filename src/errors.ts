@@ -66,6 +66,18 @@ export function abortError(signal: AbortSignal): Error {
   return err
 }
 
+/**
+ * `Lock.signal`'s reason: the lock was lost under its holder. On Unix its
+ * file was deleted or replaced, so another process can have taken a new
+ * file at the same path, and the two both believe they hold it.
+ */
+export function lockLostError(what: string, path: string): Error {
+  const err = new Error(`${what} was lost: its lock file ${path} was deleted or replaced, and another process may now hold it`) as CodedError & { path: string }
+  err.code = 'ELOCKLOST'
+  err.path = path
+  return err
+}
+
 export interface SystemError extends Error {
   code: string
   errno: number

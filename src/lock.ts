@@ -1,5 +1,5 @@
 import type { Backend, Location } from './backend.js'
-import { LockedError } from './errors.js'
+import { LockedError, lockLostError } from './errors.js'
 import { isoAt, makeRecord, parseRecord } from './record.js'
 import type { Holder, Scope } from './types.js'
 import { checkData } from './validate.js'
@@ -14,6 +14,36 @@ import { checkData } from './validate.js'
 export const registry = new Map<string, Lock>()
 
 const token = Symbol('instance-lock')
+
+/**
+ * How often the locks whose `signal` was read are checked for loss, in ms:
+ * the bound on how late `signal` aborts. Cheap enough (one stat per lock) to
+ * run for any number of locks, rare enough not to matter.
+ */
+const LOST_CHECK_INTERVAL = 1000
+
+// The locks whose `signal` was read and that are still held, each with its
+// check; one unreferenced timer checks them all, and runs only while there
+// are some. A lock that has never had its `signal` read costs nothing.
+const watched = new Map<Lock, () => boolean>()
+let watchTimer: NodeJS.Timeout | undefined
+
+function checkWatched(): void {
+  for (const [lock, lost] of watched) {
+    if (lost()) unwatch(lock)
+  }
+}
+
+function watch(lock: Lock, lost: () => boolean): void {
+  watched.set(lock, lost)
+  if (watchTimer === undefined) watchTimer = setInterval(checkWatched, LOST_CHECK_INTERVAL).unref()
+}
+
+function unwatch(lock: Lock): void {
+  if (!watched.delete(lock) || watched.size > 0 || watchTimer === undefined) return
+  clearInterval(watchTimer)
+  watchTimer = undefined
+}
 
 // Node 20.0–20.3 predate Symbol.dispose; later versions define it, and
 // TypeScript's `using` looks it up at run time.
@@ -46,6 +76,7 @@ export class Lock implements Disposable {
   #data: string | undefined
   #ready = false
   #released = false
+  #lostController: AbortController | undefined
 
   /** @internal */
   constructor(t: symbol, backend: Backend, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false) {
@@ -65,6 +96,39 @@ export class Lock implements Disposable {
   /** True once released. */
   get released(): boolean {
     return this.#released
+  }
+
+  /**
+   * Aborts when the lock is lost while held, with an `Error` whose `code` is
+   * `'ELOCKLOST'` as its `reason`. On Unix that is its lock file deleted or
+   * replaced (by a user or a temp cleaner), after which another process may
+   * take a new file at the same path and hold the lock too; it is noticed
+   * within about a second (checked every 1000 ms). Releasing does not abort
+   * it. On Windows a mutex cannot be lost, and it never aborts.
+   *
+   * Checking starts the first time `signal` is read, and stops at release.
+   *
+   * @example
+   * const lock = singleInstance('scheduler')
+   * lock.signal.addEventListener('abort', () => {
+   *   console.error(lock.signal.reason.message)
+   *   process.exit(1)
+   * })
+   */
+  get signal(): AbortSignal {
+    if (this.#lostController === undefined) {
+      const controller = new AbortController()
+      this.#lostController = controller
+      const backend = this.#backend
+      if (backend.lost !== undefined && !this.#released) {
+        watch(this, () => {
+          if (!backend.lost!(this.#loc, this.#handle)) return false
+          controller.abort(lockLostError(describeLock(this.#loc), this.path))
+          return true
+        })
+      }
+    }
+    return this.#lostController.signal
   }
 
   /** What this process recorded as holder. */
@@ -136,6 +200,8 @@ export class Lock implements Disposable {
     if (this.#released) return
     this.#released = true
     registry.delete(this.#loc.id)
+    // Before the handle goes: it is what the check looks at.
+    unwatch(this)
     this.#backend.release(this.#loc, this.#handle, shared)
   }
 

@@ -167,7 +167,10 @@ function fileArg(loc: PosixLocation): string {
  * The user-scope directory must be ours and closed to others, or another
  * user could read, take or block our locks; one prepared by someone else is
  * refused. The machine-scope directory must let every user create locks,
- * and be sticky so no user can delete another's.
+ * and be sticky so no user can delete another's. Its owner can delete any
+ * lock file in it, sticky or not, letting a second process take a lock that
+ * is held: so it must belong to root, or to the calling user (who then
+ * could only subvert their own locks, and whom every other user refuses).
  */
 function verifyDir(fd: number, loc: PosixLocation): void {
   const st = fstatSync(fd)
@@ -178,6 +181,14 @@ function verifyDir(fd: number, loc: PosixLocation): void {
     }
     if ((st.mode & 0o077) !== 0) fchmodSync(fd, 0o700)
   } else if (loc.kind === 'machine') {
+    if (st.uid !== 0 && st.uid !== uid) {
+      throw systemError(
+        13,
+        'open',
+        loc.dir,
+        `owned by uid ${st.uid}, who could delete the lock files of others in it; a machine-scope lock directory must belong to root (remove it, or have root create it with mode 1777)`,
+      )
+    }
     const mode = st.mode & 0o7777
     if (mode !== 0o1777) {
       if (st.uid === uid) fchmodSync(fd, 0o1777)
@@ -234,9 +245,16 @@ export function fsChecks(dir: string): number {
   return typeof type === 'number' && LINK_COUNT_FS.has(type) ? 0 : native.CHECK_NAME
 }
 
-/** What the addon checks of `loc`'s file, in `d`. */
+/**
+ * What the addon checks of `loc`'s file, in `d`. Root takes over machine-scope
+ * lock files another user created: their creator could otherwise unlink one
+ * (the owner of a file may, even in a sticky directory) while root holds it,
+ * and a second process would take a new file at the same path. Other users
+ * cannot take files over; `Lock.signal` tells them when theirs is gone.
+ */
 function checksOf(loc: PosixLocation, d: Dir): number {
-  return (loc.enforceMode ? native.CHECK_MODE : 0) | d.checks
+  if (!loc.enforceMode) return d.checks
+  return native.CHECK_MODE | d.checks | (process.geteuid!() === 0 ? native.CHECK_OWNER : 0)
 }
 
 function isNoEnt(err: unknown): boolean {
@@ -327,6 +345,12 @@ function update(l: Location, h: PosixHandle, record: string): void {
   } catch (err) {
     fromNative(err, l.path)
   }
+}
+
+// By path, not relative to the pinned directory: a directory swapped for
+// another at its path (by its owner) loses the lock as surely as a file.
+function lost(l: Location, h: PosixHandle): boolean {
+  return native.sameFile(h.fd, native.AT_FDCWD, l.path) !== true
 }
 
 function probe(l: Location): Probe | null {
@@ -701,4 +725,4 @@ function recordFile(l: Location): string {
   return l.path
 }
 
-export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate, recordFile }
+export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, lost, probe, enumerate, holders, taker, terminate, recordFile }

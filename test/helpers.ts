@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { afterEach } from 'vitest'
+import { afterAll, afterEach } from 'vitest'
 
 export const ROOT = path.resolve(__dirname, '..')
 export const FIXTURES = path.join(__dirname, 'fixtures')
@@ -100,16 +100,88 @@ export async function spawnChild(): Promise<Child> {
   return ready(proc, 'child')
 }
 
-/** Starts a child process as another user (root only; util-linux setpriv). */
+/** Starts a child process as another user (root only; util-linux setpriv); see `OTHER_USERS`. */
 export async function spawnChildAs(uid: number): Promise<Child> {
-  const proc = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, CHILD], {
+  const copy = copyForOthers()
+  const proc = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, copy.child], {
+    cwd: copy.dir,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, IL_ROOT: ROOT },
+    env: { ...process.env, IL_ROOT: copy.root },
   })
   return ready(proc, `child as uid ${uid}`)
 }
 
 export const isRoot = process.getuid?.() === 0
+
+// Where a copy every user can read can be made: the checkout may sit under
+// a directory only its owner can enter (a clone in a `mktemp -d`), where a
+// child running as another user could load nothing from it.
+const OPEN_TMP = [os.tmpdir(), '/tmp', '/dev/shm'].find(traversableByAll)
+
+function traversableByAll(dir: string): boolean {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      if ((fs.statSync(d).mode & 0o001) === 0) return false
+    } catch {
+      return false
+    }
+    if (d === path.dirname(d)) return true
+  }
+}
+
+/**
+ * Why tests that run a child as another user (root switching to uid
+ * 65534…) cannot run here, or undefined when they can. Printed once when
+ * they are skipped.
+ */
+export const OTHER_USERS: string | undefined = !isRoot
+  ? 'needs root, to run children as other users'
+  : OPEN_TMP === undefined
+    ? 'no temporary directory every user can enter, for the copy of the package other users load'
+    : undefined
+if (OTHER_USERS !== undefined) console.warn(`skipping the tests as another user: ${OTHER_USERS}`)
+
+let forOthers: { dir: string; root: string; child: string } | undefined
+afterAll(() => {
+  if (forOthers !== undefined) fs.rmSync(forOthers.dir, { recursive: true, force: true })
+  forOthers = undefined
+})
+
+/**
+ * What a child of another user loads, copied once per test file into a
+ * fresh directory every user can read: the built package (dist/, its addon
+ * from build/Release or prebuilds/, node-gyp-build) and the IPC child.
+ */
+export function copyForOthers(): { dir: string; root: string; child: string } {
+  if (forOthers !== undefined) return forOthers
+  if (OTHER_USERS !== undefined) throw new Error(`cannot run a child as another user: ${OTHER_USERS}`)
+  const dir = fs.mkdtempSync(path.join(OPEN_TMP!, 'il-others-'))
+  const root = path.join(dir, 'instance-lock')
+  const copy = (from: string, to = from) => {
+    if (!fs.existsSync(path.join(ROOT, from))) return
+    fs.mkdirSync(path.dirname(path.join(root, to)), { recursive: true })
+    fs.cpSync(path.join(ROOT, from), path.join(root, to), { recursive: true, dereference: true })
+  }
+  copy('package.json')
+  copy('dist')
+  const addon = path.join(ROOT, 'build', 'Release', 'instance_lock.node')
+  if (fs.existsSync(addon)) copy('build/Release/instance_lock.node')
+  else copy('prebuilds')
+  copy('node_modules/node-gyp-build')
+  const child = path.join(dir, 'child.cjs')
+  fs.copyFileSync(CHILD, child)
+  openToAll(dir)
+  return (forOthers = { dir, root, child })
+}
+
+/** Every user may read `p` (and enter it, and run what is executable). */
+function openToAll(p: string): void {
+  const st = fs.lstatSync(p)
+  if (st.isDirectory()) {
+    fs.chmodSync(p, 0o755)
+    for (const n of fs.readdirSync(p)) openToAll(path.join(p, n))
+  } else if (st.isFile()) fs.chmodSync(p, st.mode & 0o100 ? 0o755 : 0o644)
+}
 
 async function ready(proc: ChildProcess, what: string): Promise<Child> {
   const child = new Child(proc)

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { inspect, lock, tryLock } from '../src/index.js'
-import { isRoot, spawnChildAs, tmpDir, uniqueName } from './helpers.js'
+import { OTHER_USERS, isRoot, spawnChildAs, tmpDir, uniqueName } from './helpers.js'
 
 function lockFile(dir: string, name: string): string {
   return path.join(dir, `${name}.lock`)
@@ -71,7 +71,22 @@ describe.skipIf(!isRoot)('file-system refusals (needs root to mount and to switc
     }
   })
 
-  it('permission denied: EACCES with the path', async () => {
+  // Root takes over machine-scope lock files other users created (see
+  // permissions.test.ts), but never a file linked in from elsewhere.
+  it("machine scope: a planted hard link to another user's file is refused without taking the file over", () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const victim = path.join(dir, 'victim')
+    fs.writeFileSync(victim, 'precious', { mode: 0o666 })
+    fs.chownSync(victim, 65534, 65534)
+    const planted = path.join(dir, `${name}+machine.lock`)
+    fs.linkSync(victim, planted)
+    expect(() => tryLock(name, { dir, scope: 'machine' })).toThrow(expect.objectContaining({ code: 'EMLINK', path: planted }))
+    expect(fs.statSync(victim).uid).toBe(65534)
+    expect(fs.readFileSync(victim, 'utf8')).toBe('precious')
+  })
+
+  it.skipIf(OTHER_USERS !== undefined)('permission denied: EACCES with the path', async () => {
     const dir = tmpDir()
     fs.chmodSync(dir, 0o755)
     const child = await spawnChildAs(65534)
@@ -80,7 +95,7 @@ describe.skipIf(!isRoot)('file-system refusals (needs root to mount and to switc
     expect(err).toMatchObject({ code: 'EACCES', path: lockFile(dir, name) })
   })
 
-  it('refuses a user-scope directory another user prepared', async () => {
+  it.skipIf(OTHER_USERS !== undefined)('refuses a user-scope directory another user prepared', async () => {
     const uid = 65533
     const prepared = `/dev/shm/instance-lock-${uid}`
     fs.rmSync(prepared, { recursive: true, force: true })

@@ -1,19 +1,29 @@
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { tryLock } from '../src/index.js'
-import { isRoot, spawnChildAs, uniqueName } from './helpers.js'
+import { lock, tryLock } from '../src/index.js'
+import { OTHER_USERS, spawnChild, spawnChildAs, uniqueName } from './helpers.js'
 
 // Root against an unprivileged user (uid 65534), for real: these need root
 // to switch users and to set fs.protected_regular.
 const SYSCTL = '/proc/sys/fs/protected_regular'
 
-describe.skipIf(!isRoot)('cross-user', () => {
+/** What unlinking `file` as `uid` did: 'unlinked' or the error code. */
+function unlinkAs(uid: number, file: string): string {
+  const script = `try { require('fs').unlinkSync(process.argv[1]); console.log('unlinked') } catch (e) { console.log(e.code) }`
+  return execFileSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '-e', script, file], { cwd: '/', encoding: 'utf8' }).trim()
+}
+
+describe.skipIf(OTHER_USERS !== undefined)('cross-user', () => {
   let saved: string
   beforeAll(() => {
     saved = fs.readFileSync(SYSCTL, 'utf8').trim()
     // 2: O_CREAT on another user's file in any sticky group- or
     // world-writable directory fails with EACCES, even for root.
     fs.writeFileSync(SYSCTL, '2')
+    // The machine directory must be root's (one that uid 65534 made first
+    // is refused): root makes it, as an administrator would.
+    tryLock(uniqueName('setup'), { scope: 'machine' }).release()
   })
   afterAll(() => {
     fs.writeFileSync(SYSCTL, saved)
@@ -46,6 +56,39 @@ describe.skipIf(!isRoot)('cross-user', () => {
       }
     })
   }
+
+  // The creator of a lock file owns it and, as its owner, may unlink it even
+  // from the sticky directory: while root held the lock, a second process
+  // would then make a new file and take it too. Root takes the file over.
+  it('machine scope: a lock file uid 65534 created cannot be deleted by them while root holds it, and stays exclusive', async () => {
+    const name = uniqueName('takeover')
+    const nobody = await spawnChildAs(65534)
+    const { path } = await nobody.call<{ path: string }>('tryLock', name, { scope: 'machine' })
+    await nobody.call('release', path)
+    expect(fs.statSync(path).uid).toBe(65534)
+    const mine = tryLock(name, { scope: 'machine' })
+    // Only the owner changes: the mode stays open to every user.
+    expect(fs.statSync(path).uid).toBe(0)
+    expect(fs.statSync(path).mode & 0o7777).toBe(0o666)
+    expect(unlinkAs(65534, path)).toBe('EPERM')
+    const other = await spawnChild()
+    expect(await other.fails('tryLock', name, { scope: 'machine' })).toMatchObject({ code: 'ELOCKED' })
+    // And uid 65534 can still take it once root lets go.
+    mine.release()
+    await nobody.call('tryLock', name, { scope: 'machine' })
+  })
+
+  it('machine scope: root that waited for the lock of uid 65534 takes its file over too', async () => {
+    const name = uniqueName('takeover-wait')
+    const nobody = await spawnChildAs(65534)
+    const { path } = await nobody.call<{ path: string }>('tryLock', name, { scope: 'machine' })
+    const waiting = lock(name, { scope: 'machine', timeout: 30_000 })
+    await nobody.call('release', path)
+    const mine = await waiting
+    expect(fs.statSync(path).uid).toBe(0)
+    expect(unlinkAs(65534, path)).toBe('EPERM')
+    mine.release()
+  })
 
   it('user scope: the same name is a different lock for each user, and others cannot read ours', async () => {
     const name = uniqueName('user')
