@@ -18,7 +18,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 import { renderChart } from './chart.mjs'
-import { renderTable } from './table.mjs'
+import { ESM_GUARD, renderTable } from './table.mjs'
 
 const require = createRequire(import.meta.url)
 const { LIBRARIES, SETTINGS } = require('./subjects.cjs')
@@ -303,34 +303,47 @@ async function idle(pairs) {
  * round's bare run) and the median of those differences reported. Each
  * library is required by name from node_modules, as a program that
  * installed it does (instance-lock through its link to the checkout).
+ * instance-lock is also taken through `import` (guard.mjs against
+ * empty.mjs), by wall time only, and compared with its `require` in the
+ * same round.
  */
 async function guard(dirs) {
   const subjects = ['bare', ...LIBRARIES]
-  const wall = Object.fromEntries(subjects.map((s) => [s, []]))
-  const overBare = Object.fromEntries(subjects.map((s) => [s, []]))
+  const wall = Object.fromEntries([...subjects, ESM_GUARD, 'bare.mjs'].map((s) => [s, []]))
+  const overBare = Object.fromEntries([...subjects, ESM_GUARD].map((s) => [s, []]))
+  const overBareRatio = Object.fromEntries([...subjects, ESM_GUARD].map((s) => [s, []]))
   const inproc = Object.fromEntries(subjects.map((s) => [s, []]))
+  const argv = (s) =>
+    s === ESM_GUARD
+      ? [path.join(here, 'guard.mjs'), dirs['instance-lock']]
+      : s === 'bare.mjs'
+        ? [path.join(here, 'empty.mjs')]
+        : [path.join(here, 'guard.cjs'), s, dirs[s] ?? os.tmpdir()]
   const once = (s) =>
     new Promise((resolve, reject) => {
       const t0 = process.hrtime.bigint()
-      const child = spawn(process.execPath, [path.join(here, 'guard.cjs'), s, dirs[s] ?? os.tmpdir()], { stdio: ['ignore', 'pipe', 'inherit'] })
+      const child = spawn(process.execPath, argv(s), { stdio: ['ignore', 'pipe', 'inherit'] })
       let out = ''
       child.stdout.on('data', (d) => (out += d))
       child.on('exit', (code) => {
         const t1 = process.hrtime.bigint()
         if (code !== 0) return reject(new Error(`guard ${s} exited with ${code}`))
-        const r = JSON.parse(out)
-        resolve({ wallMs: ms(t1, t0), netMs: r.guardNs / 1e6 })
+        resolve({ wallMs: ms(t1, t0), netMs: out === '' ? NaN : JSON.parse(out).guardNs / 1e6 })
       })
     })
-  for (const s of subjects) await once(s) // warm the page cache
+  for (const s of [...subjects, ESM_GUARD, 'bare.mjs']) await once(s) // warm the page cache
   for (let round = 0; round < P.guard; round++) {
-    const bareMs = (await once('bare')).wallMs
-    wall.bare.push(bareMs)
-    for (const s of shuffle(LIBRARIES)) {
+    const bare = {}
+    for (const b of shuffle(['bare', 'bare.mjs'])) bare[b] = (await once(b)).wallMs
+    wall.bare.push(bare.bare)
+    wall['bare.mjs'].push(bare['bare.mjs'])
+    for (const s of shuffle([...LIBRARIES, ESM_GUARD])) {
       const r = await once(s)
+      const bareMs = s === ESM_GUARD ? bare['bare.mjs'] : bare.bare
       wall[s].push(r.wallMs)
       overBare[s].push(r.wallMs - bareMs)
-      inproc[s].push(r.netMs)
+      overBareRatio[s].push(r.wallMs / bareMs)
+      if (s !== ESM_GUARD) inproc[s].push(r.netMs)
     }
   }
   // As with contention, the machine's speed drifts between rounds: within a
@@ -344,11 +357,21 @@ async function guard(dirs) {
       ownOverThis: median(own.map((t, i) => t / inproc[s][i])),
       wallMedian: median(wall[s]),
       wallOverBare: median(overBare[s]),
+      wallOverBareRatio: median(overBareRatio[s]),
       samples: inproc[s],
       wallSamples: wall[s],
     }
   }
+  out[ESM_GUARD] = {
+    wallMedian: median(wall[ESM_GUARD]),
+    wallOverBare: median(overBare[ESM_GUARD]),
+    wallOverBareRatio: median(overBareRatio[ESM_GUARD]),
+    // The whole process through `import` over the one through `require`.
+    overRequire: median(wall[ESM_GUARD].map((t, i) => t / wall['instance-lock'][i])),
+    wallSamples: wall[ESM_GUARD],
+  }
   out.bare = { wallMedian: median(wall.bare) }
+  out['bare.mjs'] = { wallMedian: median(wall['bare.mjs']) }
   return out
 }
 

@@ -2,6 +2,10 @@
 // docs/benchmarks.md. One row per subject; ns-per-operation cells carry their ratio
 // to floor-min measured in the same run.
 
+// instance-lock's guard taken through `import` (bench/guard.mjs): a row of
+// its own, with the guard columns only.
+export const ESM_GUARD = 'instance-lock (import)'
+
 export const COLUMNS = [
   { key: 'cycle', title: 'acquire+release ns', unit: 'ns' },
   { key: 'failedTry', title: 'failed try ns', unit: 'ns' },
@@ -43,7 +47,9 @@ export function cells(report, subject) {
 }
 
 export function subjects(report) {
-  return Object.keys(report.results.cycle)
+  const out = Object.keys(report.results.cycle)
+  if (report.results.guard?.[ESM_GUARD] !== undefined) out.splice(out.indexOf('instance-lock') + 1, 0, ESM_GUARD)
+  return out
 }
 
 export function renderTable(report) {
@@ -57,8 +63,22 @@ export function renderTable(report) {
     '\n'
   const note =
     perRound('contention', 'rate', report.results.contention, (v) => v.rates.length) +
-    perRound('guard require', 'time', report.results.guard, (v) => v.samples.length)
+    perRound('guard require', 'time', report.results.guard, (v) => v.samples.length) +
+    importVsRequire(report.results.guard)
   return { text: text + note, markdown: md + note }
+}
+
+// The guard through `import` against the guard through `require`, each as
+// the whole process over Node starting and exiting in the same module type.
+function importVsRequire(guard) {
+  const esm = guard?.[ESM_GUARD]
+  const cjs = guard?.['instance-lock']
+  if (esm === undefined || cjs?.wallOverBareRatio === undefined) return ''
+  return (
+    `\nguard through import: the whole process ${esm.wallOverBareRatio.toFixed(2)}× an empty .mjs's ` +
+    `(through require: ${cjs.wallOverBareRatio.toFixed(2)}× an empty .cjs's); ` +
+    `import's process over require's in the same round: ${esm.overRequire.toFixed(2)}× (median of ${esm.wallSamples.length} rounds)\n`
+  )
 }
 
 // The machine's speed drifts between rounds, so some measures also give

@@ -6,6 +6,7 @@ import { keyHash } from './identity.js'
 import { locateIdentity } from './locate.js'
 import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
+import { heldByPrimary } from './cluster.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from './format.js'
 import { statusAt, statusOf } from './status.js'
@@ -98,7 +99,8 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
  * `LockedError` instead. With `onLocked: 'replace'` it returns a promise: the
  * running instance is stopped as `stop()` does (the verified holder gets
  * SIGTERM, then SIGKILL after `timeout` ms, default 10000) and the lock is
- * taken.
+ * taken. In a `node:cluster` worker whose primary holds the lock, it returns
+ * a `Lock` standing for the primary's hold (`lock.clusterPrimary`) instead.
  *
  * @example
  * singleInstance('my-daemon')
@@ -115,7 +117,10 @@ export function singleInstance(name: string, options?: GuardOptions | ReplaceOpt
   }
   if (onLocked === 'replace') {
     const timeout = checkTimeout(id.options.timeout) ?? DEFAULT_TIMEOUT
-    return replaceHolder(locateIdentity(id), id.data, timeout)
+    const loc = locateIdentity(id)
+    // A cluster worker must not stop its own primary.
+    const primary = heldByPrimary(loc)
+    return primary !== undefined ? Promise.resolve(primary) : replaceHolder(loc, id.data, timeout)
   }
   const exitCode = id.options.exitCode ?? 1
   if (typeof exitCode !== 'number' || !Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) {
@@ -124,6 +129,8 @@ export function singleInstance(name: string, options?: GuardOptions | ReplaceOpt
   const loc = locateIdentity(id)
   const r = acquireNow(loc, id.data)
   if (!(r instanceof LockedError)) return r
+  const primary = heldByPrimary(loc, r.holder)
+  if (primary !== undefined) return primary
   if (onLocked === 'throw') throw r
   writeStderr(conflictMessage(loc, r.holder, id.dir === undefined ? undefined : resolve(id.dir)))
   process.exit(exitCode)

@@ -70,7 +70,14 @@ export class Lock implements Disposable {
   readonly acquiredAt: Date
   /** Windows: the previous owner died holding it (WAIT_ABANDONED); the lock is ours. */
   declare readonly recovered?: boolean
-  #backend: Backend
+  /**
+   * In a `node:cluster` worker whose primary holds the lock: the primary's
+   * pid. `singleInstance` returns such a `Lock` there instead of exiting; it
+   * stands for the primary's hold: `release()` lets go of this object only,
+   * and `update()` throws (`ERR_INVALID_STATE`): the record is the primary's.
+   */
+  declare readonly clusterPrimary?: number
+  #backend: Pick<Backend, 'release' | 'update' | 'lost'>
   #loc: Location
   #handle: unknown
   #data: string | undefined
@@ -78,8 +85,10 @@ export class Lock implements Disposable {
   #released = false
   #lostController: AbortController | undefined
 
-  /** @internal */
-  constructor(t: symbol, backend: Backend, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false) {
+  // Private, so that the published declaration is `private constructor()`
+  // and a consumer's `new Lock()` does not compile; the token keeps
+  // JavaScript out. `construct`, below, is the one way in.
+  private constructor(t: symbol, backend: Pick<Backend, 'release' | 'update' | 'lost'>, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false) {
     if (t !== token) throw new TypeError('Lock objects come from tryLock(), lock() or singleInstance()')
     this.name = loc.name
     if (loc.key !== undefined) this.key = loc.key
@@ -161,7 +170,10 @@ export class Lock implements Disposable {
    *
    * @example
    * const lock = singleInstance('web')
-   * server.listen(0, () => lock.ready({ port: server.address().port }))
+   * server.listen(0, () => {
+   *   const address = server.address() // an object once a TCP server listens
+   *   if (address !== null && typeof address === 'object') lock.ready({ port: address.port })
+   * })
    */
   ready(data?: Record<string, unknown>): void {
     const json = data === undefined ? this.#data : checkData(data)
@@ -180,7 +192,7 @@ export class Lock implements Disposable {
   }
 
   #record(data: string | undefined, ready: boolean): string {
-    return makeRecord(this.#loc, data, isoAt(this.acquiredAt.getTime()), process.pid, ready)
+    return makeRecord(this.#loc, data, isoAt(this.acquiredAt.getTime()), this.clusterPrimary, ready)
   }
 
   /** Releases the lock. Idempotent. */
@@ -199,7 +211,9 @@ export class Lock implements Disposable {
   #letGo(shared: boolean): void {
     if (this.#released) return
     this.#released = true
-    registry.delete(this.#loc.id)
+    // A cluster worker's Lock is not in the registry; the worker may since
+    // have taken the lock itself, under another Lock.
+    if (registry.get(this.#loc.id) === this) registry.delete(this.#loc.id)
     // Before the handle goes: it is what the check looks at.
     unwatch(this)
     this.#backend.release(this.#loc, this.#handle, shared)
@@ -221,9 +235,34 @@ export class Lock implements Disposable {
   }
 }
 
+const construct = Lock as unknown as new (...args: [symbol, Pick<Backend, 'release' | 'update' | 'lost'>, Location, unknown, Date, string | undefined, boolean?]) => Lock
+
 export function newLock(backend: Backend, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false): Lock {
-  const lock = new Lock(token, backend, loc, handle, acquiredAt, data, recovered)
+  const lock = new construct(token, backend, loc, handle, acquiredAt, data, recovered)
   registry.set(loc.id, lock)
+  return lock
+}
+
+// What a cluster worker's Lock does with the primary's hold: nothing to let
+// go of in this process, and no descriptor to write the record through.
+const heldByPrimary: Pick<Backend, 'release' | 'update' | 'lost'> = {
+  release() {},
+  update(loc) {
+    const err = new Error(`${describeLock(loc)} is held by the cluster primary (pid ${process.ppid}): update its data there`) as Error & { code: string }
+    err.code = 'ERR_INVALID_STATE'
+    throw err
+  },
+}
+
+/**
+ * A node:cluster worker's `Lock` for the lock its primary holds (cluster.ts
+ * decides when): the primary's name, path, start time and data, and
+ * `clusterPrimary`. Not in the registry: this process holds nothing.
+ */
+export function primaryLock(loc: Location, primary: Holder): Lock {
+  const data = primary.data === undefined ? undefined : JSON.stringify(primary.data)
+  const lock = new construct(token, heldByPrimary, loc, undefined, new Date(primary.startedAt), data)
+  ;(lock as { clusterPrimary?: number }).clusterPrimary = primary.pid
   return lock
 }
 

@@ -36,6 +36,7 @@ function reached(s: LockStatus, ready: boolean): boolean {
  * pending promise keeps the process alive until it settles.
  *
  * @example
+ * import { spawn } from 'node:child_process'
  * spawn('node', ['server.mjs'], { detached: true, stdio: 'ignore' }).unref()
  * const { holder } = await waitFor('web', { ready: true, timeout: 30_000 })
  * console.log(`web is up on port ${holder?.data?.port}`)

@@ -4,6 +4,7 @@
 // enough to be read.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,7 +14,7 @@ const README_LIMIT = 10 * 1024
 const DOCS = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
 // What the package exports as values: an @example that calls one of these
 // gets the import a user would write.
-const EXPORTS = ['singleInstance', 'tryLock', 'lock', 'inspect', 'list', 'stop', 'Lock', 'LockedError']
+const EXPORTS = Object.keys(createRequire(__filename)(ROOT) as Record<string, unknown>)
 const EXAMPLES = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => /\.[cm]?js$/.test(f)).sort()
 // The reader's own work, which the examples call without defining it.
 const PLACEHOLDERS = `declare function migrate(): Promise<void>

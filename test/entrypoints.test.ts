@@ -28,6 +28,33 @@ describe('entry points', () => {
     expect(r.stdout.trim().split('\n')).toEqual(['true', 'true', 'true true'])
   })
 
+  // `import` makes Node's CommonJS lexer scan the file `main` names, and
+  // whatever it re-exports: over the 44 KB bundle, that scan made V8 optimise
+  // the lexer on a background thread, which delayed the process's exit by
+  // ~50 ms. main is a small file that names the exports itself.
+  it('import finds every name in a small main, without Node scanning the bundle', () => {
+    const r = node(['--expose-internals', '-e', `
+      const { parse } = require('internal/deps/cjs-module-lexer/lexer')
+      const fs = require('node:fs')
+      const path = require('node:path')
+      const out = { bytes: 0, names: [] }
+      const scan = (file) => {
+        const text = fs.readFileSync(file, 'utf8')
+        out.bytes += text.length
+        const found = parse(text)
+        out.names.push(...found.exports)
+        for (const r of found.reexports) scan(require.resolve(r, { paths: [path.dirname(file)] }))
+      }
+      scan(require.resolve('instance-lock'))
+      out.api = Object.keys(require('instance-lock'))
+      console.log(JSON.stringify(out))
+    `])
+    expect(r.stderr).toBe('')
+    const { bytes, names, api } = JSON.parse(r.stdout) as { bytes: number; names: string[]; api: string[] }
+    expect(names.sort()).toEqual(api.sort())
+    expect(bytes).toBeLessThan(1024)
+  })
+
   it('installs no signal or exit handlers and leaves nothing keeping the process alive', () => {
     const name = uniqueName()
     const r = node(['-e', `
@@ -156,5 +183,46 @@ describe('which addon the package loads', () => {
     expect(r.error).toMatch(new RegExp(`^No native build was found for .*${tag}`))
     expect(r.pick).toBe(r.error)
     expect(r.loaded).toEqual([])
+  })
+})
+
+// What a TypeScript consumer gets: dist/'s declarations, as `files` ships them.
+describe('the published types', () => {
+  const declarations = () => fs.readdirSync(path.join(ROOT, 'dist')).filter((f) => f.endsWith('.d.ts'))
+
+  it('have none of the package\'s own members (@internal, stripped by tsc)', () => {
+    const found = declarations().filter((f) => fs.readFileSync(path.join(ROOT, 'dist', f), 'utf8').includes('@internal'))
+    expect(found).toEqual([])
+    const lock = fs.readFileSync(path.join(ROOT, 'dist', 'lock.d.ts'), 'utf8')
+    const members = /export declare class Lock [^{]*\{([\s\S]*?)\n\}/.exec(lock)![1]!
+    for (const internal of ['releaseShared', 'location', 'handle', 'backend']) expect(members).not.toMatch(new RegExp(`\\b${internal}\\b`))
+    expect(members).toContain('private constructor();')
+  })
+
+  it('name @types/node, which they use, as an optional peer dependency', () => {
+    const usesNode = declarations().some((f) => /\bNodeJS\./.test(fs.readFileSync(path.join(ROOT, 'dist', f), 'utf8')))
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+    expect(usesNode).toBe(true)
+    expect(manifest.peerDependencies?.['@types/node']).toMatch(/^>=20/)
+    expect(manifest.peerDependenciesMeta?.['@types/node']).toEqual({ optional: true })
+  })
+
+  it('compile a consumer with tsc --strict, as ESM and as CommonJS', () => {
+    const project = tmpDir()
+    const pkg = path.join(project, 'node_modules', 'instance-lock')
+    fs.mkdirSync(pkg, { recursive: true })
+    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'))
+    fs.cpSync(path.join(ROOT, 'dist'), path.join(pkg, 'dist'), { recursive: true })
+    for (const f of ['consumer.mts', 'consumer.cts']) fs.copyFileSync(path.join(ROOT, 'test', 'packaging', f), path.join(project, f))
+    const r = node([
+      path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '--strict', '--noEmit', '--module', 'node16', '--moduleResolution', 'node16', '--target', 'ES2022',
+      '--lib', 'ES2022', '--types', 'node', '--typeRoots', path.join(ROOT, 'node_modules', '@types'),
+      // The shipped .d.ts files themselves are checked, not only their use.
+      '--skipLibCheck', 'false',
+      path.join(project, 'consumer.mts'), path.join(project, 'consumer.cts'),
+    ])
+    expect(r.stdout + r.stderr).toBe('')
+    expect(r.status).toBe(0)
   })
 })
