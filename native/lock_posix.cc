@@ -125,7 +125,7 @@ struct Waits;
 // environment ends, its waits are cancelled and its descriptors closed, so
 // a Worker's locks and waits end with the Worker, as on Windows.
 struct Env {
-  std::vector<bool> owned;  // by descriptor number
+  std::vector<uint8_t> owned;  // by descriptor number: 1 when owned
   Waits* waits = nullptr;   // Linux, from the first blocking wait on
   napi_async_cleanup_hook_handle cleanup = nullptr;
 };
@@ -138,12 +138,14 @@ Env* EnvOf(Napi::Env env) {
 
 void Track(Env* env, int fd) {
   if (fd < 0) return;
-  if (static_cast<size_t>(fd) >= env->owned.size()) env->owned.resize(static_cast<size_t>(fd) + 64);
-  env->owned[static_cast<size_t>(fd)] = true;
+  // Grown by push_back: resize() would make the Linux prebuilds need a
+  // newer libstdc++ (__throw_bad_array_new_length) than Node 20 supports.
+  while (env->owned.size() <= static_cast<size_t>(fd)) env->owned.push_back(0);
+  env->owned[static_cast<size_t>(fd)] = 1;
 }
 
 void Untrack(Env* env, int fd) {
-  if (fd >= 0 && static_cast<size_t>(fd) < env->owned.size()) env->owned[static_cast<size_t>(fd)] = false;
+  if (fd >= 0 && static_cast<size_t>(fd) < env->owned.size()) env->owned[static_cast<size_t>(fd)] = 0;
 }
 
 // A call from src/ with arguments of the wrong types: a TypeError, never
@@ -1203,8 +1205,10 @@ void OnWaitsEnded(uv_async_t* handle) {
 // let go), and free what the loop would have.
 void StopWaits(Env* env) {
   Waits* waits = env->waits;
-  std::vector<BlockingWait*> active = waits->active;
-  for (BlockingWait* w : active) {
+  // From the end: Cancel may remove the wait it ends, putting the last one
+  // (already seen) in its place.
+  for (size_t i = waits->active.size(); i-- > 0;) {
+    BlockingWait* w = waits->active[i];
     if (!w->cancelled) Cancel(env, w);
   }
   OnWaitsEnded(waits->async);  // every wait is cancelled: nothing is called
@@ -1368,7 +1372,7 @@ void EndEnvironment(napi_async_cleanup_hook_handle handle, void* arg) {
   // A plain close, as the process's exit would do: a descriptor passed on
   // to a child (`instance-lock run`) keeps the child's lock.
   for (size_t fd = 0; fd < env->owned.size(); fd++) {
-    if (env->owned[fd]) close(static_cast<int>(fd));
+    if (env->owned[fd] != 0) close(static_cast<int>(fd));
   }
   env->owned.clear();
 #if defined(__linux__)

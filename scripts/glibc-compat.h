@@ -13,6 +13,7 @@
 #pragma once
 
 #if defined(__linux__)
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/stat.h>
 
@@ -24,13 +25,11 @@
 #define INSTANCE_LOCK_FXSTATAT_VERSION "GLIBC_2.4"
 #define INSTANCE_LOCK_STAT_VER 1  // _STAT_VER_LINUX
 #define INSTANCE_LOCK_PTHREAD_VERSION "GLIBC_2.2.5"
-#define INSTANCE_LOCK_CANCEL_VERSION "GLIBC_2.3.3"
 #elif defined(__aarch64__)
 #define INSTANCE_LOCK_XSTAT_VERSION "GLIBC_2.17"
 #define INSTANCE_LOCK_FXSTATAT_VERSION "GLIBC_2.17"
 #define INSTANCE_LOCK_STAT_VER 0  // _STAT_VER_KERNEL
 #define INSTANCE_LOCK_PTHREAD_VERSION "GLIBC_2.17"
-#define INSTANCE_LOCK_CANCEL_VERSION "GLIBC_2.17"
 #else
 #error "glibc-compat.h: unknown architecture; add its symbol versions and _STAT_VER"
 #endif
@@ -47,13 +46,12 @@ __asm__(".symver __fxstat,__fxstat@" INSTANCE_LOCK_XSTAT_VERSION);
 __asm__(".symver __fxstatat,__fxstatat@" INSTANCE_LOCK_FXSTATAT_VERSION);
 
 __asm__(".symver pthread_create,pthread_create@" INSTANCE_LOCK_PTHREAD_VERSION);
-__asm__(".symver pthread_cancel,pthread_cancel@" INSTANCE_LOCK_PTHREAD_VERSION);
 __asm__(".symver pthread_attr_setstacksize,pthread_attr_setstacksize@" INSTANCE_LOCK_PTHREAD_VERSION);
 __asm__(".symver pthread_sigmask,pthread_sigmask@" INSTANCE_LOCK_PTHREAD_VERSION);
-// What pthread_cleanup_push and pthread_cleanup_pop expand to.
-__asm__(".symver __pthread_register_cancel,__pthread_register_cancel@" INSTANCE_LOCK_CANCEL_VERSION);
-__asm__(".symver __pthread_unregister_cancel,__pthread_unregister_cancel@" INSTANCE_LOCK_CANCEL_VERSION);
-__asm__(".symver __pthread_unwind_next,__pthread_unwind_next@" INSTANCE_LOCK_CANCEL_VERSION);
+__asm__(".symver pthread_kill,pthread_kill@" INSTANCE_LOCK_PTHREAD_VERSION);
+// Moved from libdl into libc in 2.34 too; Node itself loads libdl.
+__asm__(".symver dlopen,dlopen@" INSTANCE_LOCK_PTHREAD_VERSION);
+__asm__(".symver dladdr,dladdr@" INSTANCE_LOCK_PTHREAD_VERSION);
 
 static inline int instance_lock_stat(const char* path, struct stat* st) {
   return __xstat(INSTANCE_LOCK_STAT_VER, path, st);
