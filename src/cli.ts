@@ -462,9 +462,11 @@ function runHolding(held: Lock, command: string[]): Promise<number> {
       resolve(code)
     }
     if (child.pid !== undefined) {
-      // `status` shows COMMAND, and `stop` aims at it once this process is
-      // gone (it is proven from COMMAND's own descriptor then).
-      const record = makeRecord(held.location, JSON.stringify({ command: command.map(shellQuote).join(' ') }), isoAt(held.acquiredAt.getTime()), inherit ? child.pid : process.pid)
+      // The record names this process, which holds the lock until COMMAND
+      // exits and passes signals on to it: status, stop and the conflict
+      // message all name it. Once it is gone, they name whoever COMMAND
+      // left holding the lock, as the kernel shows it.
+      const record = makeRecord(held.location, JSON.stringify({ command: command.map(shellQuote).join(' ') }), isoAt(held.acquiredAt.getTime()))
       try {
         backend.update(held.location, held.handle, record)
       } catch {

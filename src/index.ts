@@ -8,6 +8,7 @@ import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from './format.js'
+import { current } from './holder.js'
 import { isoAt, makeRecord, parseRecord, recordAt } from './record.js'
 import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
@@ -29,7 +30,7 @@ function acquireNow(loc: Location, data: string | undefined): Lock | LockedError
   if (own !== undefined) return lockedError(loc, own.holder)
   const now = Date.now()
   const r = backend.acquire(loc, recordAt(loc, data, now))
-  if (isHeld(r)) return lockedError(loc, parseRecord(r.record, loc))
+  if (isHeld(r)) return lockedError(loc, current(loc, parseRecord(r.record, loc), now))
   return newLock(backend, loc, r, new Date(now), data, (r as { recovered?: boolean }).recovered === true)
 }
 
@@ -75,7 +76,7 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
   const r = await backend.wait(loc, (at) => makeRecord(loc, id.data, isoAt(at)), timeout, signal)
   if (isHeld(r)) {
     const own = registry.get(loc.id)
-    throw lockedError(loc, own !== undefined ? own.holder : parseRecord(r.record, loc))
+    throw lockedError(loc, own !== undefined ? own.holder : current(loc, parseRecord(r.record, loc)))
   }
   const recovered = (r.handle as { recovered?: boolean }).recovered === true
   return newLock(backend, loc, r.handle, new Date(r.at), id.data, recovered)
@@ -149,7 +150,7 @@ export function inspect(name: string, options?: LockOptions): LockStatus {
   if (own !== undefined) return statusOf(loc, true, own.holder)
   const p = backend.probe(loc)
   if (p === null || !p.held) return statusOf(loc, false, undefined)
-  return statusOf(loc, true, parseRecord(p.record, loc))
+  return statusOf(loc, true, current(loc, parseRecord(p.record, loc)))
 }
 
 /**
@@ -183,7 +184,7 @@ export function list(options?: ListOptions): LockStatus[] {
     if (found.keyHash !== undefined && holder?.key !== undefined && keyHash(holder.key) === found.keyHash) {
       loc.key = holder.key
     }
-    out.push(statusOf(loc, p.held, holder))
+    out.push(statusOf(loc, p.held, p.held ? current(loc, holder) : undefined))
   }
   return out
 }

@@ -37,15 +37,11 @@ export function isoAt(ms: number): string {
   return iso
 }
 
-/**
- * The holder record written beside the lock: JSON text of a `Holder`. `pid`
- * is another process only for `instance-lock run`, whose COMMAND inherits the
- * lock and is the process to stop.
- */
-export function makeRecord(loc: Location, data: string | undefined, startedAt: string, pid = process.pid): string {
+/** The holder record written beside the lock: JSON text of a `Holder`. */
+export function makeRecord(loc: Location, data: string | undefined, startedAt: string): string {
   prefix ??= `,"hostname":${JSON.stringify(hostName())},"startedAt":"`
   return (
-    `{"pid":${pid}${prefix}${startedAt}",` +
+    `{"pid":${process.pid}${prefix}${startedAt}",` +
     `"name":${JSON.stringify(loc.name)},"scope":"${loc.scope}"` +
     (loc.key === undefined ? '' : `,"key":${JSON.stringify(loc.key)}`) +
     (data === undefined ? '' : `,"data":${data}`) +
@@ -53,13 +49,18 @@ export function makeRecord(loc: Location, data: string | undefined, startedAt: s
   )
 }
 
+let host: string | undefined
+
 /**
  * os.hostname(), from the addon on Unix: loading node:os costs a tenth of a
- * guard's start-up.
+ * guard's start-up. Read once: records name the host as it was then.
  */
-function hostName(): string {
-  const name = typeof native.hostname === 'function' ? (native.hostname() as string | undefined) : undefined
-  return name ?? (require('node:os') as typeof import('node:os')).hostname()
+export function hostName(): string {
+  if (host === undefined) {
+    const name = typeof native.hostname === 'function' ? (native.hostname() as string | undefined) : undefined
+    host = name ?? (require('node:os') as typeof import('node:os')).hostname()
+  }
+  return host
 }
 
 // The last record made for each location: a loop of tryLock/release on one
