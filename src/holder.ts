@@ -26,7 +26,7 @@ interface Answer {
   /** The holder's pid, and when that process started (ms, undefined if unreadable). */
   pid: number
   start: number | undefined
-  /** No process could be proven to hold the lock: `pid` is the record's, alive or not. */
+  /** No process could be proven to hold the lock (or the record is another host's): `pid` is the record's. */
   unproven: boolean
   /** When `pid` was last seen alive, and until when `start` need not be read again. */
   seen: number
@@ -49,8 +49,7 @@ let last: Answer | undefined
  * Date.now(), when the caller has it.
  */
 export function current(loc: Location, holder: Holder | undefined, now = Date.now()): Holder | undefined {
-  // A record from another host names a pid of that host.
-  if (!LINUX || holder === undefined || holder.hostname !== hostName()) return holder
+  if (!LINUX || holder === undefined) return holder
   let a = last
   if (a === undefined || a.path !== loc.path || a.recordPid !== holder.pid || a.startedAt !== holder.startedAt || !stands(a, now)) {
     a = answer(loc, holder, now)
@@ -78,6 +77,11 @@ function stands(a: Answer, now: number): boolean {
 
 function answer(loc: Location, holder: Holder, now: number): Answer {
   const a: Answer = { path: loc.path, recordPid: holder.pid, startedAt: holder.startedAt, pid: holder.pid, start: undefined, unproven: false, seen: now, until: now + RECHECK }
+  // A record from another host (a lock directory both share) names a pid of that host.
+  if (holder.hostname !== hostName()) {
+    a.unproven = true
+    return a
+  }
   if (alive(holder.pid)) {
     a.start = processStart(holder.pid)
     if (a.start !== undefined && !(a.start > Date.parse(holder.startedAt) + SLACK)) return a
