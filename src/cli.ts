@@ -637,10 +637,14 @@ function runHolding(held: Lock, command: string[], how: { inherit: boolean; read
       else held.release()
       resolve(code)
     }
-    const record = (pid: number, ready: boolean): void => {
+    // The record names this process, which holds the lock until COMMAND exits
+    // and passes signals on to it: status, stop and the conflict message all
+    // name it. Once it is gone, they name whoever COMMAND left holding the
+    // lock, as the kernel shows it.
+    const record = (ready: boolean): void => {
       // Not after COMMAND's exit released the descriptor (its number may be reused).
       if (held.released) return
-      const text = makeRecord(held.location, JSON.stringify(held.holder.data), isoAt(held.acquiredAt.getTime()), pid, ready)
+      const text = makeRecord(held.location, JSON.stringify(held.holder.data), isoAt(held.acquiredAt.getTime()), process.pid, ready)
       try {
         backend.update(held.location, held.handle, text)
       } catch {
@@ -649,17 +653,11 @@ function runHolding(held: Lock, command: string[], how: { inherit: boolean; read
         // COMMAND runs all the same.
       }
     }
-    const pid = child.pid
-    if (pid !== undefined) {
-      // `status` shows COMMAND, and `stop` aims at it once this process is
-      // gone (it is proven from COMMAND's own descriptor then). Without
-      // inheritance this process is the holder to stop: it passes the
-      // signal on.
-      const holderPid = inherit ? pid : process.pid
-      record(holderPid, false)
+    if (child.pid !== undefined) {
+      record(false)
       // 'spawn': COMMAND has been executed (a command that cannot be run
       // gets 'error' instead, and is never shown as ready).
-      if (how.ready) child.once('spawn', () => record(holderPid, true))
+      if (how.ready) child.once('spawn', () => record(true))
     }
     child.once('error', (e: NodeJS.ErrnoException) => {
       err(`instance-lock: cannot run ${JSON.stringify(command[0])}: ${e.message}\n`)

@@ -10,6 +10,7 @@ import { heldByPrimary } from './cluster.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from './format.js'
 import { statusAt, statusOf } from './status.js'
+import { current } from './holder.js'
 import { isoAt, makeRecord, parseRecord, recordAt } from './record.js'
 import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
@@ -32,7 +33,7 @@ function acquireNow(loc: Location, data: string | undefined): Lock | LockedError
   if (own !== undefined) return lockedError(loc, own.holder)
   const now = Date.now()
   const r = backend.acquire(loc, recordAt(loc, data, now))
-  if (isHeld(r)) return lockedError(loc, parseRecord(r.record, loc))
+  if (isHeld(r)) return lockedError(loc, current(loc, parseRecord(r.record, loc), now))
   return newLock(backend, loc, r, new Date(now), data, (r as { recovered?: boolean }).recovered === true)
 }
 
@@ -86,7 +87,7 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
   }
   if (isHeld(r)) {
     const own = registry.get(loc.id)
-    throw lockedError(loc, own !== undefined ? own.holder : parseRecord(r.record, loc))
+    throw lockedError(loc, own !== undefined ? own.holder : current(loc, parseRecord(r.record, loc)))
   }
   const recovered = (r.handle as { recovered?: boolean }).recovered === true
   return newLock(backend, loc, r.handle, new Date(r.at), id.data, recovered)
@@ -187,7 +188,7 @@ export function list(options?: ListOptions): LockStatus[] {
     if (found.keyHash !== undefined && holder?.key !== undefined && keyHash(holder.key) === found.keyHash) {
       loc.key = holder.key
     }
-    out.push(statusOf(loc, p.held, holder))
+    out.push(statusOf(loc, p.held, p.held ? current(loc, holder) : undefined))
   }
   return out
 }

@@ -115,3 +115,27 @@ function holdsLock(pid: number, needle: string): boolean {
   }
   return false
 }
+
+// The wall-clock time the system booted, in ms: /proc/<pid>/stat counts a
+// process's start in clock ticks since boot.
+let bootMs: number | undefined
+
+/**
+ * Linux: when process `pid` started, in ms since the epoch as the wall clock
+ * reads now (to the clock tick; a step of the clock since boot shifts it),
+ * or undefined when it is gone or cannot be read.
+ */
+export function processStart(pid: number): number | undefined {
+  let stat: string
+  try {
+    if (bootMs === undefined) bootMs = Date.now() - Number.parseFloat(readFileSync('/proc/uptime', 'latin1')) * 1000
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  } catch {
+    return undefined
+  }
+  // "pid (comm) state ppid ... starttime ...": comm may hold spaces and
+  // parentheses, so fields are counted from its last ')'; starttime is the
+  // 22nd field, in USER_HZ ticks (100 a second on every Linux ABI).
+  const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+  return Number.isFinite(ticks) && Number.isFinite(bootMs) ? bootMs + ticks * 10 : undefined
+}

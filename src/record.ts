@@ -39,10 +39,10 @@ export function isoAt(ms: number): string {
 
 /**
  * The holder record written beside the lock: JSON text of a `Holder`. `pid`
- * is another process only for `instance-lock run`, whose COMMAND inherits the
- * lock and is the process to stop. `"ready":true` is written only once the
- * holder is ready: a record without it (every record of earlier versions)
- * reads as not ready, and a starting holder's record stays as it was.
+ * is another process only for a cluster worker's `Lock`, which stands for its
+ * primary's hold. `"ready":true` is written only once the holder is ready: a
+ * record without it (every record of earlier versions) reads as not ready,
+ * and a starting holder's record stays as it was.
  */
 export function makeRecord(loc: Location, data: string | undefined, startedAt: string, pid = process.pid, ready = false): string {
   prefix ??= `,"hostname":${JSON.stringify(hostName())},"startedAt":"`
@@ -56,13 +56,18 @@ export function makeRecord(loc: Location, data: string | undefined, startedAt: s
   )
 }
 
+let host: string | undefined
+
 /**
  * os.hostname(), from the addon on Unix: loading node:os costs a tenth of a
- * guard's start-up.
+ * guard's start-up. Read once: records name the host as it was then.
  */
-function hostName(): string {
-  const name = typeof native.hostname === 'function' ? (native.hostname() as string | undefined) : undefined
-  return name ?? (require('node:os') as typeof import('node:os')).hostname()
+export function hostName(): string {
+  if (host === undefined) {
+    const name = typeof native.hostname === 'function' ? (native.hostname() as string | undefined) : undefined
+    host = name ?? (require('node:os') as typeof import('node:os')).hostname()
+  }
+  return host
 }
 
 // The last record made for each location: a loop of tryLock/release on one

@@ -1,4 +1,5 @@
 import type { Location } from './backend.js'
+import { current } from './holder.js'
 import { registry } from './lock.js'
 import { backend } from './platform.js'
 import { parseRecord } from './record.js'
@@ -21,5 +22,5 @@ export function statusAt(loc: Location): LockStatus {
   if (own !== undefined) return statusOf(loc, true, own.holder)
   const p = backend.probe(loc)
   if (p === null || !p.held) return statusOf(loc, false, undefined)
-  return statusOf(loc, true, parseRecord(p.record, loc))
+  return statusOf(loc, true, current(loc, parseRecord(p.record, loc)))
 }

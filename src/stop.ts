@@ -1,6 +1,7 @@
 import { isHeld } from './backend.js'
 import type { Location } from './backend.js'
 import { LockedError, fromNative, invalidArgType, invalidArgValue } from './errors.js'
+import { current } from './holder.js'
 import { locateIdentity } from './locate.js'
 import { Lock, lockedError, newLock, registry } from './lock.js'
 import { backend } from './platform.js'
@@ -258,7 +259,7 @@ export async function replaceHolder(loc: Location, data: string | undefined, tim
     const recovered = (e.handle as { recovered?: boolean }).recovered === true
     return newLock(backend, loc, e.handle, e.acquiredAt!, data, recovered)
   }
-  const err = lockedError(loc, e.holder)
+  const err = lockedError(loc, current(loc, e.holder))
   if (e.state !== 'unproven') throw err
   throw new LockedError(`${err.message}; no process could be verified as its holder, so none was signalled`, e.holder)
 }

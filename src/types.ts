@@ -24,9 +24,19 @@ export interface WaitOptions extends LockOptions {
   signal?: AbortSignal
 }
 
-/** Who holds a lock, as recorded by the holder when it acquired (or last updated) it. */
+/**
+ * Who holds a lock, as recorded by the holder when it acquired (or last
+ * updated) it; the pid is the process holding it now.
+ */
 export interface Holder {
+  /** The process that holds the lock now, as the kernel shows it (Linux); elsewhere the record's. */
   pid: number
+  /**
+   * The pid in the record, when it is not `pid`: the process that took the
+   * lock has exited, and one it passed the lock's descriptor to holds it
+   * (`instance-lock run`'s COMMAND, a daemon COMMAND started).
+   */
+  recordedPid?: number
   hostname: string
   /** ISO 8601, when the lock was acquired. */
   startedAt: string

@@ -334,17 +334,17 @@ describe.skipIf(process.platform !== 'linux')('stop', () => {
 })
 
 describe.skipIf(process.platform !== 'linux')('run', () => {
-  it('runs COMMAND holding the lock, shows COMMAND as holder, exits with its code', async () => {
+  it('runs COMMAND holding the lock, shows instance-lock and COMMAND as holder, exits with its code', async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const run = new Cli(['run', name, '--dir', dir, '--', node, COMMAND, 'hold', '7'])
-    const pid = await run.commandPid()
-    await expect.poll(() => inspect(name, { dir }).holder?.pid, { timeout: 10_000 }).toBe(pid)
+    await run.commandPid()
+    expect(inspect(name, { dir }).holder?.pid).toBe(run.pid)
     expect(inspect(name, { dir }).holder?.data?.command).toMatch(/command\.cjs hold 7$/)
     if (hasFlock) expect(flockSays(inspect(name, { dir }).path)).toBe('held')
     expect(() => tryLock(name, { dir })).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
     const status = await cli('status', name, '--dir', dir)
-    expect(status.stdout).toContain(`pid ${pid}`)
+    expect(status.stdout).toContain(`pid ${run.pid} `)
     expect(status.stdout).toContain('command.cjs hold 7')
 
     run.endInput()
@@ -408,9 +408,9 @@ describe.skipIf(process.platform !== 'linux')('run', () => {
     const name = uniqueName()
     const polite = await startHolder(name, { dir }, 'hold')
     const run = new Cli(['run', name, '--dir', dir, '--replace', '--', node, COMMAND, 'hold'])
-    const pid = await run.commandPid()
+    await run.commandPid()
     expect(await polite.exited).toEqual({ code: null, signal: 'SIGTERM' })
-    await expect.poll(() => inspect(name, { dir }).holder?.pid, { timeout: 10_000 }).toBe(pid)
+    expect(inspect(name, { dir }).holder?.pid).toBe(run.pid)
 
     const second = new Cli(['run', name, '--dir', dir, '--replace', '--timeout', '1000', '--', node, COMMAND, 'hold'])
     // The first run's wrapper passes SIGTERM on to its COMMAND, which exits.
@@ -476,7 +476,7 @@ describe.skipIf(process.platform !== 'linux')('run', () => {
     // wrapper and then COMMAND, which holds the lock after it.
     const run = new Cli(['run', name, '--dir', dir, '--', node, COMMAND, 'stubborn'])
     const stubborn = await run.commandPid()
-    await expect.poll(() => inspect(name, { dir }).holder?.pid, { timeout: 10_000 }).toBe(stubborn)
+    expect(inspect(name, { dir }).holder?.pid).toBe(run.pid)
     const f = await cli('stop', name, '--dir', dir, '--timeout', '1000', '--force')
     expect(f.code).toBe(0)
     expect(run.stdout).toContain('ignored SIGTERM')

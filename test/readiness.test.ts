@@ -254,9 +254,10 @@ describe.skipIf(process.platform !== 'linux')('instance-lock run --data / --read
     const dir = tmpDir()
     const name = uniqueName()
     const plain = new Cli(['run', name, '--dir', dir, '--data', '{"port":5858,"tls":false}', '--', node, COMMAND, 'hold'])
-    const pid = await plain.commandPid()
+    await plain.commandPid()
     const s = JSON.parse((await cli('status', name, '--dir', dir, '--json')).stdout) as LockStatus
-    expect(s.holder).toMatchObject({ pid, data: { port: 5858, tls: false } })
+    // The holder named is instance-lock itself, which holds the lock while COMMAND runs.
+    expect(s.holder).toMatchObject({ pid: plain.pid, data: { port: 5858, tls: false } })
     expect(s.holder?.data?.command).toMatch(/command\.cjs hold$/)
     // Without --ready it stays starting: a ready-waiter gives up.
     expect(s.holder).not.toHaveProperty('ready')
@@ -267,8 +268,8 @@ describe.skipIf(process.platform !== 'linux')('instance-lock run --data / --read
     const ready = new Cli(['run', name, '--dir', dir, '--ready', '--data', '{"port":5859}', '--', node, COMMAND, 'hold'])
     const w = await cli('wait', name, '--dir', dir, '--ready', '--timeout', '30000', '--json')
     expect(w.code).toBe(0)
-    const pid2 = await ready.commandPid()
-    expect(JSON.parse(w.stdout).holder).toMatchObject({ pid: pid2, ready: true, data: { port: 5859 } })
+    await ready.commandPid()
+    expect(JSON.parse(w.stdout).holder).toMatchObject({ pid: ready.pid, ready: true, data: { port: 5859 } })
     ready.endInput()
     expect((await ready.result()).code).toBe(0)
   })

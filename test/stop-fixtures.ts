@@ -115,8 +115,8 @@ function fnv1a(buf: Buffer): number {
 }
 
 /** Writes a well-formed holder record naming `pid` into a lock file, as a crashed holder or a hostile user could leave it. */
-export function forgeRecord(file: string, name: string, pid: number): void {
-  const json = Buffer.from(JSON.stringify({ pid, hostname: os.hostname(), startedAt: new Date().toISOString(), name, scope: 'user' }))
+export function forgeRecord(file: string, name: string, pid: number, startedAt = new Date()): void {
+  const json = Buffer.from(JSON.stringify({ pid, hostname: os.hostname(), startedAt: startedAt.toISOString(), name, scope: 'user' }))
   const hex = (n: number): string => n.toString(16).padStart(8, '0')
   const fd = fs.openSync(file, 'r+')
   try {

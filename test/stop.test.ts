@@ -47,7 +47,7 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     const name = uniqueName()
     const run = new Cli(['run', name, '--dir', dir, '--', process.execPath, COMMAND, 'stubborn'])
     const commandPid = await run.commandPid()
-    await expect.poll(() => inspect(name, { dir }).holder?.pid, { timeout: 10_000 }).toBe(commandPid)
+    expect(inspect(name, { dir }).holder?.pid).toBe(run.pid)
 
     let settled = false
     const stopping = stop(name, { dir, timeout: 60_000 }).finally(() => (settled = true))
