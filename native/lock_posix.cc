@@ -937,6 +937,7 @@ struct BlockingWait {
   bool done = false;
   bool reported = false;
   bool cancel = false;
+  bool orphaned = false;  // the canceller gave up waiting: the thread cleans up
   std::atomic<bool> stop{false};
   // The outcome, written by the thread before it lets go.
   int state = -1;
@@ -1046,7 +1047,12 @@ bool RunWait(WaitThread* t, BlockingWait* w) {
   t->job = nullptr;
   w->runner = nullptr;
   w->done = true;
-  if (w->cancel) {
+  if (w->orphaned) {
+    // Nobody waits for it any more: drop what it may hold, and free it.
+    ReleaseFd(w->fd);
+    if (w->dirfd != AT_FDCWD) close(w->dirfd);
+    delete w;
+  } else if (w->cancel) {
     pthread_cond_broadcast(&g_let_go);
   } else {
     // The last touch of `w` and of its environment: once reported, the
@@ -1121,8 +1127,7 @@ void Unreference(Waits* waits) {
   if (--waits->referenced == 0) uv_unref(reinterpret_cast<uv_handle_t*>(waits->async));
 }
 
-// Lets go of a wait that no thread will touch again.
-void Finish(BlockingWait* w) {
+void Detach(BlockingWait* w) {
   auto& active = w->owner->active;
   for (size_t i = 0; i < active.size(); i++) {
     if (active[i] == w) {
@@ -1131,9 +1136,21 @@ void Finish(BlockingWait* w) {
       break;
     }
   }
+}
+
+// Lets go of a wait that no thread will touch again.
+void Finish(BlockingWait* w) {
+  Detach(w);
   if (w->dirfd != AT_FDCWD) close(w->dirfd);
   delete w;
 }
+
+// How long a canceller waits for the thread, resending the signal every
+// millisecond: the first one normally ends the wait within microseconds,
+// but another library could have replaced the handler with one that
+// restarts flock. Past that the wait is left to its thread, which drops
+// the lock and frees it whenever flock returns: never a hang.
+constexpr int kCancelTries = 1000;
 
 // Ends the wait now: when this returns its thread has let go of it, and its
 // descriptor (with the lock, if the thread got it meanwhile) is unlocked
@@ -1144,14 +1161,30 @@ void Cancel(Env* env, BlockingWait* w) {
   pthread_mutex_lock(&g_mutex);
   w->cancel = true;
   w->stop.store(true);
-  if (!w->done) {
+  for (int i = 0; !w->done; i++) {
+    if (i == kCancelTries) {
+      w->orphaned = true;
+      break;
+    }
     pthread_kill(w->runner->thread, g_wake_signal);
-    while (!w->done) pthread_cond_wait(&g_let_go, &g_mutex);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 1000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&g_let_go, &g_mutex, &until);
   }
+  bool orphaned = w->orphaned;
   bool queued = w->reported;
   pthread_mutex_unlock(&g_mutex);
-  ReleaseFd(w->fd);
   Untrack(env, w->fd);
+  if (orphaned) {
+    Detach(w);
+    return;
+  }
+  ReleaseFd(w->fd);
   w->fd = -1;
   if (!queued) Finish(w);
 }
