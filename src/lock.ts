@@ -74,7 +74,8 @@ export class Lock implements Disposable {
    * In a `node:cluster` worker whose primary holds the lock: the primary's
    * pid. `singleInstance` returns such a `Lock` there instead of exiting; it
    * stands for the primary's hold: `release()` lets go of this object only,
-   * and `update()` throws (`ERR_INVALID_STATE`): the record is the primary's.
+   * and `update()` and `ready()` throw (`ERR_INVALID_STATE`): the record is
+   * the primary's.
    */
   declare readonly clusterPrimary?: number
   #backend: Pick<Backend, 'release' | 'update' | 'lost'>

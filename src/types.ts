@@ -5,8 +5,10 @@ export type Scope = 'user' | 'machine'
 export interface LockOptions {
   /**
    * A resource the lock is for, typically a database file: one holder per
-   * `(name, key)`. A path to an existing file or directory is canonicalised,
-   * so two spellings of the same file are the same lock.
+   * `(name, key)`. A path to an existing file or directory, or a key written
+   * as a path (with a `/`, no URL scheme) to one not made yet, is
+   * canonicalised, so two spellings of the same file are the same lock
+   * before and after it exists. Other keys are taken as written.
    */
   key?: string
   /** Default `'user'`. The same name in the two scopes is two locks. */
