@@ -563,8 +563,12 @@ async function run(args: string[]): Promise<number> {
     if (!/^\d{1,3}$/.test(v) || Number(v) > 255) throw new UsageError('run', `--conflict-exit-code expects a number from 0 to 255, got ${JSON.stringify(v)}`)
     conflictExit = Number(v)
   }
-  // COMMAND is recorded for status; the user's --data goes beside it (and wins).
-  const data = { command: command.map(shellQuote).join(' '), ...(values.data === undefined ? {} : dataArg(values.data as string)) }
+  // COMMAND is recorded for status, cut short past 1 KiB (it is for people
+  // to read); the user's --data goes beside it (and wins), and the two
+  // together must fit a record as --data alone must.
+  const shown = command.map(shellQuote).join(' ')
+  const data = { command: shown.length > 1024 ? `${shown.slice(0, 1024)}…` : shown, ...(values.data === undefined ? {} : dataArg(values.data as string)) }
+  usage('run', () => checkData(data))
   const loc = locate(o.name!, o)
   const opts: LockOptions = { scope: o.scope!, ...(o.key === undefined ? {} : { key: o.key }), ...(o.dir === undefined ? {} : { dir: o.dir }), data }
 

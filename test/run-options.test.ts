@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { inspect, tryLock } from '../src/index.js'
 import { tmpDir, uniqueName } from './helpers.js'
@@ -81,5 +83,24 @@ describe.skipIf(process.platform !== 'linux')('run --quiet', () => {
     const loud = await cli('run', name, '--dir', dir, '--', node, '-e', 'console.log("ran")')
     expect(loud.code).toBe(1)
     expect(loud.stderr).toContain('is already running')
+  })
+})
+
+describe('run --data with COMMAND', () => {
+  it('a --data that fits alone but not beside COMMAND is bad usage (exit 2), and a very long COMMAND is recorded cut short', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    // 16 KiB of data alone fits; with COMMAND's text beside it, it does not.
+    const big = JSON.stringify({ blob: 'x'.repeat(16 * 1024 - 20) })
+    const marker = path.join(dir, 'ran')
+    const r = await cli('run', name, '--dir', dir, '--data', big, '--', node, COMMAND, 'touch', marker)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/^instance-lock: .*data/)
+    expect(fs.existsSync(marker)).toBe(false)
+    expect(inspect(name, { dir }).locked).toBe(false)
+    // A COMMAND whose text alone is longer than a record may hold still runs.
+    const long = await cli('run', name, '--dir', dir, '--', node, COMMAND, 'touch', marker, ...Array(3000).fill('argument'))
+    expect(long.code).toBe(0)
+    expect(fs.existsSync(marker)).toBe(true)
   })
 })
