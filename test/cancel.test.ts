@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { inspect, tryLock } from '../src/index.js'
@@ -70,11 +71,11 @@ describe('a settled wait never holds the lock', () => {
     const dir = tmpDir()
     const name = uniqueName()
     const counter = path.join(dir, 'counter')
-    const procs = Array.from({ length: 4 }, () => start('retry-counter.cjs', [name, dir, counter, '150']))
+    fs.writeFileSync(counter, '0')
+    const procs = Array.from({ length: 4 }, () => start('stress.cjs', ['retry', name, dir, counter, '150']))
     for (const p of procs) expect(await p.next()).toBe('ready')
     for (const p of procs) p.proc.send('go')
     for (const p of procs) expect(await exitWithin(p.exited, p.proc, 120_000)).toEqual({ code: 0, signal: null })
-    const fs = await import('node:fs')
     expect(Number(fs.readFileSync(counter, 'utf8'))).toBe(600)
   })
 })
