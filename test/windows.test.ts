@@ -1,6 +1,6 @@
 // The Windows backend, cross-built with mingw-w64 and exercised under Wine
 // with the Windows builds of Node 20 and 22: the same multi-process
-// scenarios as on Unix (test/portable/scenarios.mjs), against the named-mutex
+// scenarios as on Unix (test/conformance/scenarios.mjs), against the named-mutex
 // backend. scripts/setup-wine.sh installs what it needs (Debian packages,
 // node.exe from npm) on a fresh machine.
 import { execFileSync } from 'node:child_process'
@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import * as wine from './portable/wine.mjs'
+import * as wine from './conformance/wine.mjs'
 
 const LEG_TIMEOUT = 300_000
 

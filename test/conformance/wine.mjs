@@ -4,7 +4,7 @@
 // portable scenarios with each node.exe. Used by test/windows.test.ts; also
 // runnable by hand:
 //
-//   node test/portable/wine.mjs [filter]
+//   node test/conformance/wine.mjs [filter]
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
