@@ -1,200 +1,414 @@
-// The multi-process scenarios of the test suite, in plain Node (no test
-// framework), so they run where only a bare node binary runs: node.exe under
-// Wine, whose standard streams must be files. Prints one line per scenario
-// and a last line `N passed, N failed`; exits 1 if any failed.
+// The behaviours every backend must show, written once and run against each:
+// flock natively on Linux, the same flock backend built as macOS and the BSDs
+// get it (scripts/build-portable.mjs), and the Windows named mutexes under
+// Wine with node.exe (test/conformance.test.ts, test/windows.test.ts).
+// Prints the backend, one line per scenario and a last line
+// `N passed, N failed`; exits 1 if any failed.
 //
-//   IL_ROOT=<package root> node test/portable/scenarios.mjs [filter]
+//   node test/conformance/scenarios.mjs [filter]
+//   INSTANCE_LOCK_PREBUILD=.cache/portable node test/conformance/scenarios.mjs [filter]
 //
-// IL_ROOT defaults to the repository (its native build); under Wine it is a
-// staged package holding the win32 prebuild. Children are forked with this
-// same node binary, and so share its Wine prefix. Nothing here sleeps to
-// synchronise: children report over IPC, and times are only measured or
-// bounded by generous limits.
-import { fork, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+// First the contract (exclusion, crash release, wait/timeout/abort/handoff,
+// inspect takes nothing, the record, list, bad input, lock.signal, waitFor),
+// then what the backends share beyond it, then what only one of them has.
+// Nothing here sleeps to synchronise: children report over IPC, and times
+// are only measured or bounded by generous limits (see harness.mjs).
+import { spawn } from 'node:child_process'
 import fs from 'node:fs'
-import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-
-const here = path.dirname(fileURLToPath(import.meta.url))
-const ROOT = process.env.IL_ROOT ?? path.resolve(here, '..', '..')
-const il = createRequire(import.meta.url)(ROOT)
-const WIN = process.platform === 'win32'
-const filter = process.argv[2]
-const SCENARIO_LIMIT = 120_000
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'il-portable-'))
-const live = new Set()
-
-function name(prefix) {
-  return `${prefix}-${process.pid}-${randomBytes(3).toString('hex')}`
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(what)
-}
-
-function eq(actual, expected, what) {
-  if (actual !== expected) throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`)
-}
-
-function throws(fn, code, what) {
-  try {
-    fn()
-  } catch (err) {
-    eq(err.code, code, `${what} code`)
-    return err
-  }
-  throw new Error(`${what}: did not throw`)
-}
-
-async function rejects(p, what) {
-  try {
-    await p
-  } catch (err) {
-    return err
-  }
-  throw new Error(`${what}: did not reject`)
-}
-
-/**
- * fork(), tried again when it throws UNKNOWN: under Wine, on a loaded
- * machine, creating a process now and then fails that way before the child
- * exists (seen once in many runs). Any other failure, or three in a row,
- * is an error.
- */
-function forkChild(env) {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return fork(path.join(here, 'child.cjs'), [], {
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        env: { ...process.env, IL_ROOT: ROOT, ...env },
-      })
-    } catch (err) {
-      if (err.code !== 'UNKNOWN' || attempt === 3) throw err
-    }
-  }
-}
-
-class Child {
-  constructor(env = {}) {
-    this.proc = forkChild(env)
-    live.add(this)
-    this.next = 0
-    this.pending = new Map()
-    this.listeners = new Map()
-    this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => resolve({ code, signal })))
-    this.ready = new Promise((resolve, reject) => {
-      this.proc.once('exit', (code) => reject(new Error(`child exited with ${code} before it was ready`)))
-      this.proc.on('message', (m) => {
-        if (m.ready) resolve(this)
-        else if (m.event !== undefined) this.listeners.get(m.event)?.(m)
-        else {
-          const p = this.pending.get(m.id)
-          if (p === undefined) return
-          this.pending.delete(m.id)
-          if (m.ok) p.resolve(m.result)
-          else p.reject(Object.assign(new Error(m.error.message), m.error))
-        }
-      })
-    })
-    void this.exited.then(() => {
-      live.delete(this)
-      for (const p of this.pending.values()) p.reject(new Error('child exited'))
-      this.pending.clear()
-    })
-  }
-
-  get pid() {
-    return this.proc.pid
-  }
-
-  call(op, ...args) {
-    return this.#send(op, args, false)
-  }
-
-  /** Then the child's IPC channel no longer keeps it alive. */
-  callAndDetach(op, ...args) {
-    return this.#send(op, args, true)
-  }
-
-  #send(op, args, detach) {
-    const id = this.next++
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject })
-      this.proc.send({ id, op, args, detach })
-    })
-  }
-
-  async fails(op, ...args) {
-    return rejects(this.call(op, ...args), `${op} in the child`)
-  }
-
-  event(tag) {
-    return new Promise((resolve) => this.listeners.set(tag, resolve))
-  }
-
-  async kill() {
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL')
-    await this.exited
-  }
-}
-
-async function children(n, env) {
-  return Promise.all(Array.from({ length: n }, () => new Child(env).ready))
-}
+import { BACKEND, ROOT, WIN, check, children, eq, fails, forkChild, il, metrics, name, rejects, run, scenario, throws, within, work } from './harness.mjs'
 
 // ---------------------------------------------------------------------------
+// The contract
 
-const scenarios = []
-const metrics = []
-function scenario(title, fn, only = true) {
-  if (only) scenarios.push({ title, fn })
-}
-
-scenario('exclusion in-process: a second tryLock of a held lock fails, lock() waits for the holder', async () => {
+scenario('exclusion in one process: a second tryLock of a held lock is refused, lock() waits for its release', async () => {
   const n = name('inproc')
   const a = il.tryLock(n)
   const err = throws(() => il.tryLock(n), 'ELOCKED', 'second tryLock')
   eq(err.name, 'LockedError', 'error name')
+  check(err instanceof il.LockedError, 'a LockedError')
   eq(err.holder?.pid, process.pid, 'holder pid')
   throws(() => il.tryLock(n, { key: undefined }), 'ELOCKED', 'tryLock again')
-  await rejects(il.lock(n, { timeout: 0 }), 'lock timeout 0').then((e) => eq(e.code, 'ELOCKED', 'lock timeout 0 code'))
   eq(il.inspect(n).locked, true, 'inspect locked')
   const waiting = il.lock(n, { timeout: 30_000 })
   setTimeout(() => a.release(), 50)
   const b = await waiting
   eq(a.released, true, 'first released')
+  eq(b.released, false, 'the waiter holds it')
   throws(() => il.tryLock(n), 'ELOCKED', 'tryLock while the waiter holds it')
   b.release()
   il.tryLock(n).release()
   eq(il.inspect(n).locked, false, 'free at the end')
 })
 
-scenario('exclusion across processes: LockedError names the holder pid', async () => {
+scenario('exclusion between processes: tryLock is refused with a LockedError naming the holder, both ways', async () => {
   const [c] = await children(1)
   const n = name('cross')
-  await c.call('tryLock', n, { data: { port: 1234 } })
-  const err = throws(() => il.tryLock(n), 'ELOCKED', 'parent tryLock')
+  const r = await c.call('tryLock', n)
+  const err = throws(() => il.tryLock(n), 'ELOCKED', 'tryLock while a child holds it')
+  eq(err.name, 'LockedError', 'error name')
+  check(err instanceof il.LockedError, 'a LockedError')
   eq(err.holder?.pid, c.pid, 'holder pid')
-  eq(err.holder?.data?.port, 1234, 'holder data')
-  const s = il.inspect(n)
-  eq(s.locked, true, 'inspect locked')
-  eq(s.holder?.pid, c.pid, 'inspect holder pid')
-  const listed = il.list().find((x) => x.name === n)
-  eq(listed?.holder?.pid, c.pid, 'list holder pid')
-  await c.call('update', s.path, { port: 4321 })
-  eq(il.inspect(n).holder?.data?.port, 4321, 'updated data')
-  await c.call('release', s.path)
+  await c.call('release', r.path)
   const mine = il.tryLock(n)
   const e2 = await c.fails('tryLock', n)
   eq(e2.code, 'ELOCKED', 'child tryLock code')
-  eq(e2.holder?.pid, process.pid, 'child sees parent as holder')
+  eq(e2.name, 'LockedError', 'child error name')
+  eq(e2.holder?.pid, process.pid, 'child sees this process as holder')
   mine.release()
+  await c.call('tryLock', n)
   await c.kill()
 })
+
+scenario('crash release: a holder killed (SIGKILL, TerminateProcess) frees the lock for the processes waiting', async () => {
+  const [a, b] = await children(2)
+  const n = name('kill')
+  await a.call('tryLock', n)
+  const got = b.event('got')
+  await b.call('lockLater', n, {}, 'got')
+  const t0 = Date.now()
+  await a.kill()
+  const m = await got
+  metrics.push(`kill→acquired ${m.result.t - t0} ms`)
+  eq(m.ok, true, 'the waiting process got the lock')
+  if (WIN) eq(m.result.recovered, true, 'recovered (WAIT_ABANDONED)')
+  // Killed while holding a lock it waited for, with this process waiting.
+  const waiting = il.lock(n, { timeout: 30_000 })
+  await b.kill()
+  const lock = await waiting
+  if (WIN) eq(lock.recovered, true, 'recovered (WAIT_ABANDONED)')
+  lock.release()
+  const [d] = await children(1)
+  await d.call('tryLock', n)
+  await d.kill()
+  il.tryLock(n).release()
+})
+
+scenario('wait and handoff: lock() in another process gets the lock when the holder releases it, within milliseconds', async () => {
+  const [c] = await children(1)
+  const n = name('handoff')
+  const times = []
+  for (let i = 0; i < 5; i++) {
+    const lock = il.tryLock(n)
+    const got = c.event(`got${i}`)
+    await c.call('lockLater', n, {}, `got${i}`)
+    const t0 = Date.now()
+    lock.release()
+    const m = await got
+    eq(m.ok, true, 'child acquired')
+    times.push(m.result.t - t0)
+    throws(() => il.tryLock(n), 'ELOCKED', 'tryLock while the child holds it')
+    await c.call('release', m.result.path)
+  }
+  const [c2] = await children(1)
+  for (let i = 0; i < 3; i++) {
+    const r = await c2.call('tryLock', n)
+    const waiting = il.lock(n, { timeout: 30_000 })
+    const { t } = await c2.call('release', r.path)
+    const lock = await waiting
+    times.push(Date.now() - t)
+    lock.release()
+  }
+  times.sort((a, b) => a - b)
+  metrics.push(`handoff median ${times[Math.floor(times.length / 2)]} ms, max ${times.at(-1)} ms`)
+  check(times.at(-1) < 2_000, `handoff took ${times.at(-1)} ms`)
+  await Promise.all([c.kill(), c2.kill()])
+})
+
+scenario('wait: a pending lock() keeps its process alive and gets the lock when released', async () => {
+  const n = name('alive')
+  const lock = il.tryLock(n)
+  const [c] = await children(1)
+  const got = c.event('got')
+  await c.callAndDetach('lockLater', n, {}, 'got')
+  let exitedEarly = false
+  void c.exited.then(() => (exitedEarly = true))
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  eq(exitedEarly, false, 'child exited while its lock() was pending')
+  lock.release()
+  const m = await got
+  eq(m.ok, true, 'child acquired')
+  await c.exited
+})
+
+scenario('timeout: lock() gives up with a LockedError naming the holder, and holds nothing afterwards', async () => {
+  const [c, d] = await children(2)
+  const n = name('timeout')
+  const r = await c.call('tryLock', n, { data: { port: 7 } })
+  const t0 = Date.now()
+  const e = await fails(() => il.lock(n, { timeout: 300 }), 'lock() with a timeout')
+  const ms = Date.now() - t0
+  eq(e.code, 'ELOCKED', 'code')
+  eq(e.name, 'LockedError', 'name')
+  eq(e.holder?.pid, c.pid, 'holder pid')
+  eq(e.holder?.data?.port, 7, 'holder data')
+  check(ms >= 250, `gave up after ${ms} ms, well before its 300 ms`)
+  await c.call('release', r.path)
+  await d.call('tryLock', n)
+  eq(il.inspect(n).holder?.pid, d.pid, 'the other process holds it')
+})
+
+scenario('timeout and abort in a waiting process: neither leaves a thread, handle or timer behind', async () => {
+  const n = name('giveup')
+  const lock = il.tryLock(n)
+  const [c] = await children(1)
+  const r = await c.callAndDetach('waitThenGiveUp', n, {})
+  eq(r.timeout?.code, 'ELOCKED', 'timeout code')
+  eq(r.timeout?.holderPid, process.pid, 'timeout holder pid')
+  check(r.timeout.ms >= 200, `timed out after ${r.timeout.ms} ms, well before its 300 ms`)
+  eq(r.abort?.name, 'AbortError', 'abort error name')
+  // Detached, the child ends by itself unless a thread, handle or timer of
+  // the settled waits is left.
+  const exit = await within(c.exited, 30_000, 'the child exiting by itself')
+  eq(exit.code, 0, 'child exit code')
+  lock.release()
+})
+
+scenario('abort: lock() rejects with an AbortError and holds nothing afterwards, even aborted as the lock is released', async () => {
+  const [c, d] = await children(2)
+  const n = name('abort')
+  const freeNow = async (what) => {
+    const r = await d.call('tryLock', n).catch((err) => {
+      throw new Error(`${what}: another process could not take the lock (${err.code}, holder ${err.holder?.pid})`)
+    })
+    await d.call('release', r.path)
+  }
+  const pre = await fails(() => il.lock(n, { signal: AbortSignal.abort() }), 'lock() with an aborted signal')
+  eq(pre.name, 'AbortError', 'already aborted')
+  await freeNow('after an already aborted lock()')
+  let lock = il.tryLock(n)
+  const ended = c.event('a0')
+  await c.call('lockAbortable', n, {}, 'a0')
+  await c.call('abort', 'a0')
+  const m = await ended
+  eq(m.ok, false, 'the aborted wait acquired')
+  eq(m.error.name, 'AbortError', 'error name')
+  lock.release()
+  await freeNow('after an aborted wait')
+  // Aborted while the lock is being released: either outcome is right, but
+  // a wait that rejected holds nothing.
+  let aborted = 0
+  const rounds = 20
+  for (let i = 1; i <= rounds; i++) {
+    lock = il.tryLock(n)
+    const tag = `a${i}`
+    const ended = c.event(tag)
+    await c.call('lockAbortable', n, {}, tag)
+    // Aborted just before or just after the release, in turn.
+    let aborting
+    if (i % 2 === 0) {
+      aborting = c.call('abort', tag)
+      lock.release()
+    } else {
+      lock.release()
+      aborting = c.call('abort', tag)
+    }
+    await aborting
+    const m = await ended
+    if (m.ok) await c.call('release', m.result.path)
+    else {
+      eq(m.error.name, 'AbortError', 'error name')
+      aborted++
+    }
+    await freeNow(`round ${i}, ${m.ok ? 'acquired' : 'aborted'}`)
+  }
+  metrics.push(`abort as released: ${aborted} of ${rounds} aborted, the others acquired`)
+})
+
+scenario('timeout 0 behaves as tryLock: refused at once when held, taken when free', async () => {
+  const [c] = await children(1)
+  const n = name('zero')
+  const r = await c.call('tryLock', n)
+  const e = await within(fails(() => il.lock(n, { timeout: 0 }), 'lock() with timeout 0'), 10_000, 'lock() with timeout 0 to settle while held')
+  eq(e.code, 'ELOCKED', 'code')
+  eq(e.holder?.pid, c.pid, 'holder pid')
+  await c.call('release', r.path)
+  const lock = await within(il.lock(n, { timeout: 0 }), 10_000, 'lock() with timeout 0 to settle while free')
+  eq(lock.released, false, 'held')
+  const e2 = await c.fails('lock', n, { timeout: 0 })
+  eq(e2.code, 'ELOCKED', 'child code')
+  eq(e2.holder?.pid, process.pid, 'child sees this process as holder')
+  lock.release()
+  await c.kill()
+})
+
+scenario('inspect never takes: a concurrent tryLock loop in another process never fails', async () => {
+  const [looker, taker] = await children(2)
+  const n = name('hammer')
+  const ms = 3_000
+  const [inspections, r] = await Promise.all([looker.call('inspectLoop', n, {}, ms), taker.call('tryLoop', n, {}, ms)])
+  eq(r.failures, 0, `failed tryLocks (${r.codes.join(',')}) among ${r.acquired} while ${inspections} inspections ran`)
+  check(r.acquired > 0 && inspections > 0, 'both loops ran')
+  metrics.push(`hammer ${inspections} inspections vs ${r.acquired} tryLocks, 0 failed`)
+  await Promise.all([looker.kill(), taker.kill()])
+})
+
+scenario('record: pid, hostname, startedAt, key, data, update() and ready() reach another process, and go with the lock', async () => {
+  const [c] = await children(1)
+  const n = name('record')
+  const key = `resource-${n}`
+  const r = await c.call('tryLock', n, { key, data: { port: 1234, tags: ['a'] } })
+  const s = il.inspect(n, { key })
+  eq(s.locked, true, 'locked')
+  eq(s.name, n, 'name')
+  eq(s.key, key, 'key')
+  eq(s.scope, 'user', 'scope')
+  eq(s.path, r.path, 'path')
+  const h = s.holder
+  check(h !== undefined, 'no holder shown')
+  eq(h.pid, c.pid, 'holder pid')
+  eq(h.hostname, os.hostname(), 'holder hostname')
+  eq(h.startedAt, r.acquiredAt, 'holder startedAt')
+  eq(h.name, n, 'holder name')
+  eq(h.key, key, 'holder key')
+  eq(h.scope, 'user', 'holder scope')
+  eq(JSON.stringify(h.data), JSON.stringify({ port: 1234, tags: ['a'] }), 'holder data')
+  eq(h.ready, undefined, 'ready before ready()')
+  eq(il.inspect(n).locked, false, 'the name without the key is another lock')
+  await c.call('update', r.path, { port: 4321 })
+  eq(JSON.stringify(il.inspect(n, { key }).holder?.data), JSON.stringify({ port: 4321 }), 'data after update()')
+  await c.call('ready', r.path, { port: 5555 })
+  const ready = il.inspect(n, { key }).holder
+  eq(ready?.ready, true, 'ready after ready()')
+  eq(ready?.data?.port, 5555, 'data given to ready()')
+  eq(ready?.startedAt, r.acquiredAt, 'startedAt after update() and ready()')
+  await c.call('release', r.path)
+  const after = il.inspect(n, { key })
+  eq(after.locked, false, 'locked after release')
+  eq(after.holder, undefined, 'holder after release')
+  await c.kill()
+})
+
+scenario('list: shows the locks another process holds, with their holders, and not as held once released', async () => {
+  const [c] = await children(1)
+  const n = name('list')
+  const key = `k-${n}`
+  const a = await c.call('tryLock', n, { data: { which: 'plain' } })
+  const b = await c.call('tryLock', n, { key, data: { which: 'keyed' } })
+  const held = il.list().filter((s) => s.name === n && s.locked)
+  eq(held.length, 2, 'held locks of the name')
+  for (const s of held) {
+    eq(s.scope, 'user', 'scope')
+    eq(s.holder?.pid, c.pid, 'holder pid')
+  }
+  const keyed = held.find((s) => s.holder?.key === key)
+  eq(keyed?.holder?.data?.which, 'keyed', 'the keyed lock with its data')
+  eq(keyed?.path, b.path, 'the keyed lock path')
+  eq(held.find((s) => s !== keyed)?.path, a.path, 'the plain lock path')
+  await c.call('release', a.path)
+  await c.call('release', b.path)
+  eq(il.list().some((s) => s.name === n && s.locked), false, 'listed as held after release')
+  await c.kill()
+})
+
+scenario('bad input: errors with codes, thrown or rejected before anything is touched', async () => {
+  const d = path.join(work, 'untouched')
+  const o = { dir: d }
+  const cases = [
+    [() => il.tryLock('', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock(42, o), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.tryLock(undefined, o), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.tryLock('a\\b', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('a/b', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('..', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('.hidden', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('x'.repeat(65), o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('a\0b', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('ok', 'options'), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.tryLock('ok', { ...o, scope: 'galaxy' }), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('ok', { ...o, key: '' }), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('ok', { ...o, key: 7 }), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.tryLock('ok', { ...o, key: 'a\0b' }), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('ok', { ...o, data: [] }), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.tryLock('ok', { ...o, data: { n: 1n } }), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.tryLock('ok', { dir: 5 }), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.inspect(null, o), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.inspect('a/b', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.list({ scope: 1, dir: d }), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.singleInstance('', { ...o, onLocked: 'throw' }), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.lock('', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.lock('ok', { ...o, timeout: -1 }), 'ERR_OUT_OF_RANGE'],
+    [() => il.lock('ok', { ...o, timeout: 'soon' }), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.lock('ok', { ...o, signal: 'no' }), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.waitFor('', o), 'ERR_INVALID_ARG_VALUE'],
+    [() => il.waitFor('ok', { ...o, ready: 'yes' }), 'ERR_INVALID_ARG_TYPE'],
+    [() => il.stop('a/b', o), 'ERR_INVALID_ARG_VALUE'],
+  ]
+  for (const [fn, code] of cases) eq((await fails(fn, fn.toString())).code, code, fn.toString())
+  eq(fs.existsSync(d), false, 'the directory was made')
+  const lock = il.tryLock(name('update'))
+  throws(() => lock.update([]), 'ERR_INVALID_ARG_TYPE', 'update([])')
+  throws(() => lock.update('text'), 'ERR_INVALID_ARG_TYPE', "update('text')")
+  eq(JSON.stringify(il.inspect(lock.name).holder?.data), undefined, 'data after refused updates')
+  lock.release()
+})
+
+scenario('lock.signal: an AbortSignal, not aborted while the lock is held and contended, nor by release()', async () => {
+  const [c] = await children(1)
+  const n = name('signal')
+  const r = await c.call('tryLock', n)
+  const theirs = await c.call('lockSignal', r.path)
+  eq(theirs.isAbortSignal, true, 'an AbortSignal')
+  eq(theirs.aborted, false, 'aborted at once')
+  const m = name('signal-mine')
+  const mine = il.tryLock(m)
+  check(mine.signal instanceof AbortSignal, 'an AbortSignal')
+  // Contended and inspected for longer than the checks' 1000 ms interval, in
+  // both processes.
+  const end = Date.now() + 2_500
+  let tries = 0
+  while (Date.now() < end) {
+    throws(() => il.tryLock(n), 'ELOCKED', 'tryLock of the child\'s lock')
+    eq(il.inspect(n).locked, true, 'inspect of the child\'s lock')
+    await c.fails('tryLock', m)
+    tries++
+  }
+  const after = await c.call('lockSignal', r.path)
+  eq(after.aborted, false, `the holder's signal aborted (${after.reason}) after ${tries} contending tries`)
+  eq(mine.signal.aborted, false, `this process's signal aborted (${mine.signal.reason?.code})`)
+  mine.release()
+  eq(mine.signal.aborted, false, 'aborted by release()')
+  await c.call('release', r.path)
+  await c.kill()
+})
+
+scenario('waitFor: resolves once another process holds the lock, with ready: true once it is ready, and takes nothing', async () => {
+  const [c] = await children(1)
+  const n = name('waitfor')
+  const settled = { held: false, ready: false }
+  const held = il.waitFor(n, { timeout: 60_000 })
+  const ready = il.waitFor(n, { ready: true, timeout: 60_000 })
+  void held.finally(() => (settled.held = true)).catch(() => {})
+  void ready.finally(() => (settled.ready = true)).catch(() => {})
+  eq((await c.call('inspect', n)).locked, false, 'free')
+  eq(settled.held, false, 'waitFor settled while the lock was free')
+  const r = await c.call('tryLock', n, { data: { port: 80 } })
+  const s = await held
+  eq(s.locked, true, 'locked')
+  eq(s.name, n, 'name')
+  if (s.holder !== undefined) eq(s.holder.pid, c.pid, 'holder pid')
+  await c.call('update', r.path, { port: 81 })
+  eq(settled.ready, false, 'waitFor({ ready: true }) settled before ready()')
+  await c.call('ready', r.path)
+  const rs = await ready
+  eq(rs.holder?.ready, true, 'ready')
+  eq(rs.holder?.pid, c.pid, 'ready holder pid')
+  eq(rs.holder?.data?.port, 81, 'ready holder data')
+  await c.call('release', r.path)
+  const e = await fails(() => il.waitFor(n, { timeout: 100 }), 'waitFor of a free lock')
+  eq(e.code, 'ETIMEDOUT', 'timeout code')
+  const ac = new AbortController()
+  const aborted = il.waitFor(n, { signal: ac.signal, timeout: 60_000 })
+  ac.abort()
+  eq((await rejects(aborted, 'aborted waitFor')).name, 'AbortError', 'abort error name')
+  await c.call('tryLock', n)
+  await c.kill()
+})
+
+// ---------------------------------------------------------------------------
+// Beyond the contract's core, on every backend
 
 scenario('start race: of processes released together, exactly one wins, every round', async () => {
   const racers = await children(6)
@@ -226,94 +440,12 @@ scenario('mutual exclusion under stress: critical sections never overlap', async
   await Promise.all(workers.map((c) => c.kill()))
 })
 
-scenario('hard kill of the holder: free at once, the waiter recovers it', async () => {
-  const [c] = await children(1)
-  const n = name('kill')
-  await c.call('tryLock', n)
-  const waiting = il.lock(n, { timeout: 30_000 })
-  const t0 = Date.now()
-  await c.kill()
-  const lock = await waiting
-  const ms = Date.now() - t0
-  metrics.push(`kill→acquired ${ms} ms`)
-  if (WIN) eq(lock.recovered, true, 'recovered (WAIT_ABANDONED)')
-  lock.release()
-  const [d] = await children(1)
-  await d.call('tryLock', n)
-  await d.kill()
-  il.tryLock(n).release()
-})
-
-scenario('wait: timeout rejects with the holder, abort rejects with AbortError, neither leaves anything behind', async () => {
-  const n = name('giveup')
-  const lock = il.tryLock(n)
-  const [c] = await children(1)
-  const r = await c.callAndDetach('waitThenGiveUp', n, {})
-  eq(r.timeout?.code, 'ELOCKED', 'timeout code')
-  eq(r.timeout?.holderPid, process.pid, 'timeout holder pid')
-  check(r.timeout.ms >= 200, `timed out after ${r.timeout.ms} ms, well before its 300 ms`)
-  eq(r.abort?.name, 'AbortError', 'abort error name')
-  // Detached, the child ends by itself unless a thread, handle or timer of
-  // the settled waits is left.
-  let timer
-  const exit = await Promise.race([c.exited, new Promise((resolve) => (timer = setTimeout(() => resolve('still running'), 30_000)))])
-  clearTimeout(timer)
-  eq(exit?.code, 0, 'child exited by itself')
-  lock.release()
-})
-
-scenario('wait: a pending lock() keeps its process alive and gets the lock when released', async () => {
-  const n = name('alive')
-  const lock = il.tryLock(n)
-  const [c] = await children(1)
-  const got = c.event('got')
-  await c.callAndDetach('lockLater', n, {}, 'got')
-  let exitedEarly = false
-  void c.exited.then(() => (exitedEarly = true))
-  await new Promise((resolve) => setTimeout(resolve, 500))
-  eq(exitedEarly, false, 'child exited while its lock() was pending')
-  lock.release()
-  const m = await got
-  eq(m.ok, true, 'child acquired')
-  await c.exited
-})
-
-scenario('wait: handoff to a waiting process within milliseconds', async () => {
-  const [c] = await children(1)
-  const n = name('handoff')
-  const times = []
-  for (let i = 0; i < 5; i++) {
-    const lock = il.tryLock(n)
-    const got = c.event(`got${i}`)
-    await c.call('lockLater', n, {}, `got${i}`)
-    const t0 = Date.now()
-    lock.release()
-    const m = await got
-    eq(m.ok, true, 'child acquired')
-    times.push(m.result.t - t0)
-    await c.call('release', m.result.path)
-  }
-  const [c2] = await children(1)
-  for (let i = 0; i < 3; i++) {
-    const r = await c2.call('tryLock', n)
-    const waiting = il.lock(n, { timeout: 30_000 })
-    const { t } = await c2.call('release', r.path)
-    const lock = await waiting
-    times.push(Date.now() - t)
-    lock.release()
-  }
-  times.sort((a, b) => a - b)
-  metrics.push(`handoff median ${times[Math.floor(times.length / 2)]} ms, max ${times.at(-1)} ms`)
-  check(times.at(-1) < 2_000, `handoff took ${times.at(-1)} ms`)
-  await Promise.all([c.kill(), c2.kill()])
-})
-
 scenario('singleInstance: the second instance prints the holder and exits with exitCode', async () => {
   const n = name('guard')
   const lock = il.singleInstance(n)
   const errFile = path.join(work, `${n}.stderr`)
   const fd = fs.openSync(errFile, 'w')
-  const proc = fork(path.join(here, 'child.cjs'), [], { stdio: ['ignore', 'ignore', fd, 'ipc'], env: { ...process.env, IL_ROOT: ROOT } })
+  const proc = forkChild({}, ['ignore', 'ignore', fd, 'ipc'])
   fs.closeSync(fd)
   const exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)))
   await new Promise((resolve) => proc.once('message', resolve))
@@ -379,28 +511,28 @@ scenario('key: two spellings of one file are one lock', async () => {
   await c.kill()
 })
 
-scenario('inspect never makes a concurrent tryLock fail', async () => {
-  const [looker, taker] = await children(2)
-  const n = name('hammer')
-  const ms = 3_000
-  const [inspections, r] = await Promise.all([looker.call('inspectLoop', n, {}, ms), taker.call('tryLoop', n, {}, ms)])
-  eq(r.failures, 0, `failed tryLocks (${r.codes.join(',')}) among ${r.acquired} while ${inspections} inspections ran`)
-  check(r.acquired > 0 && inspections > 0, 'both loops ran')
-  metrics.push(`hammer ${inspections} inspections vs ${r.acquired} tryLocks, 0 failed`)
-  await Promise.all([looker.kill(), taker.kill()])
-})
-
-scenario('stop: terminates the verified holder only', async () => {
+scenario('stop: signals only a holder the system proves to hold the lock; where none can be proven, nobody', async () => {
   const n = name('stop')
   eq(JSON.stringify(await il.stop(n)), JSON.stringify({ stopped: true, forced: false }), 'not held')
   const [c] = await children(1)
   await c.call('tryLock', n)
-  const r = await il.stop(n, { timeout: 30_000 })
-  eq(r.stopped, true, 'stopped')
-  eq(r.pid, c.pid, 'pid')
-  await c.exited
-  il.tryLock(n).release()
+  if (BACKEND.provesHolders) {
+    const r = await il.stop(n, { timeout: 30_000 })
+    eq(r.stopped, true, 'stopped')
+    eq(r.pid, c.pid, 'pid')
+    await c.exited
+    il.tryLock(n).release()
+  } else {
+    const r = await il.stop(n, { timeout: 500, force: true })
+    eq(JSON.stringify(r), JSON.stringify({ stopped: false, forced: false }), 'result')
+    eq((await c.call('inspect', n)).holder?.pid, c.pid, 'the holder lives on, holding the lock')
+    await c.kill()
+  }
 })
+
+// ---------------------------------------------------------------------------
+// Windows only: what Linux covers in its own tests, and what only named
+// mutexes have
 
 scenario('workers: each thread owns its own locks; a terminated worker leaves nothing held', async () => {
   const [held, direct, waited, pending] = ['held', 'direct', 'waited', 'pending'].map(name)
@@ -486,57 +618,4 @@ scenario('a forged or stale holder record is not believed, and nobody is termina
   await c.kill()
 }, WIN)
 
-scenario('bad input: clear errors with codes, before anything is touched', async () => {
-  const cases = [
-    [() => il.tryLock(''), 'ERR_INVALID_ARG_VALUE'],
-    [() => il.tryLock(42), 'ERR_INVALID_ARG_TYPE'],
-    [() => il.tryLock('a\\b'), 'ERR_INVALID_ARG_VALUE'],
-    [() => il.tryLock('a/b'), 'ERR_INVALID_ARG_VALUE'],
-    [() => il.tryLock('..'), 'ERR_INVALID_ARG_VALUE'],
-    [() => il.tryLock('x'.repeat(65)), 'ERR_INVALID_ARG_VALUE'],
-    [() => il.tryLock('a\0b'), 'ERR_INVALID_ARG_VALUE'],
-    [() => il.tryLock('ok', { scope: 'galaxy' }), 'ERR_INVALID_ARG_VALUE'],
-    [() => il.tryLock('ok', { key: '' }), 'ERR_INVALID_ARG_VALUE'],
-    [() => il.tryLock('ok', { key: 7 }), 'ERR_INVALID_ARG_TYPE'],
-    [() => il.tryLock('ok', { data: [] }), 'ERR_INVALID_ARG_TYPE'],
-    [() => il.inspect(null), 'ERR_INVALID_ARG_TYPE'],
-    [() => il.list({ scope: 1 }), 'ERR_INVALID_ARG_TYPE'],
-  ]
-  for (const [fn, code] of cases) throws(fn, code, fn.toString())
-  eq((await rejects(il.lock('ok', { timeout: -1 }), 'negative timeout')).code, 'ERR_OUT_OF_RANGE', 'negative timeout')
-  eq((await rejects(il.lock('ok', { signal: 'no' }), 'bad signal')).code, 'ERR_INVALID_ARG_TYPE', 'bad signal')
-  eq((await rejects(il.lock('', {}), 'bad name')).code, 'ERR_INVALID_ARG_VALUE', 'lock bad name')
-  eq(il.inspect('ok').locked, false, 'nothing was taken')
-})
-
-// ---------------------------------------------------------------------------
-
-let passed = 0
-let failed = 0
-const started = Date.now()
-for (const s of scenarios) {
-  if (filter !== undefined && !s.title.includes(filter)) continue
-  const t0 = Date.now()
-  let timer
-  try {
-    await Promise.race([
-      s.fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no result after ${SCENARIO_LIMIT} ms`)), SCENARIO_LIMIT)
-      }),
-    ])
-    passed++
-    console.log(`ok - ${s.title} (${Date.now() - t0} ms)`)
-  } catch (err) {
-    failed++
-    console.log(`not ok - ${s.title}: ${err && err.stack ? err.stack : err}`)
-  } finally {
-    clearTimeout(timer)
-    await Promise.all([...live].map((c) => c.kill()))
-  }
-}
-for (const m of metrics) console.log(`# ${m}`)
-console.log(`# node ${process.version} ${process.platform}-${process.arch}, ${Date.now() - started} ms`)
-fs.rmSync(work, { recursive: true, force: true })
-console.log(`${passed} passed, ${failed} failed`)
-process.exitCode = failed === 0 ? 0 : 1
+await run(process.argv[2])
