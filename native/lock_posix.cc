@@ -228,7 +228,7 @@ int IdentityOf(int dirfd, const char* name, int flags, FileId* id) {
 }
 
 int IdentityOfFd(int fd, FileId* id) {
-#if IL_LINUX
+#if defined(AT_EMPTY_PATH) && !defined(INSTANCE_LOCK_PORTABLE)
   return IdentityOf(fd, "", AT_EMPTY_PATH, id);
 #else
   struct stat st;
