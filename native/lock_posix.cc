@@ -40,6 +40,21 @@
 
 #include "platform.h"
 
+// The Linux-only paths (statx, the OFD inspection indicator, waiting threads,
+// gettid, statfs magic numbers, holders proven from /proc). A build with
+// INSTANCE_LOCK_PORTABLE leaves them all out, on Linux too, and takes the
+// paths macOS and the BSDs take, so that test/conformance can run those on
+// Linux (scripts/build-portable.mjs).
+#if defined(__linux__) && !defined(INSTANCE_LOCK_PORTABLE)
+#define IL_LINUX 1
+#else
+#define IL_LINUX 0
+#endif
+
+#if defined(__linux__) && !IL_LINUX
+int InstanceLockBsdGetLk(int fd, struct flock* fl);
+#endif
+
 namespace instance_lock {
 
 const char* const kPlatform = "posix";
@@ -184,7 +199,7 @@ struct FileId {
 // fine-grained timestamp and dirty the inode, which made writing the holder
 // record right after our checks ~2x slower; statx can leave them out.
 int IdentityOf(int dirfd, const char* name, int flags, FileId* id) {
-#if defined(__linux__) && defined(STATX_INO)
+#if IL_LINUX && defined(STATX_INO)
   // Seccomp filters older than statx answer ENOSYS or EPERM: use fstatat.
   static std::atomic<bool> no_statx{false};
   if (!no_statx.load(std::memory_order_relaxed)) {
@@ -213,7 +228,7 @@ int IdentityOf(int dirfd, const char* name, int flags, FileId* id) {
 }
 
 int IdentityOfFd(int fd, FileId* id) {
-#if defined(AT_EMPTY_PATH)
+#if defined(AT_EMPTY_PATH) && !defined(INSTANCE_LOCK_PORTABLE)
   return IdentityOf(fd, "", AT_EMPTY_PATH, id);
 #else
   struct stat st;
@@ -383,7 +398,7 @@ int VerifyLocked(int fd, int dirfd, const char* name, mode_t mode, int checks, i
 // record is written: an inspector that sees it held reads the new holder,
 // never the previous one.
 void SetIndicator(int fd, bool writable) {
-#ifdef F_OFD_SETLK
+#if IL_LINUX && defined(F_OFD_SETLK)
   struct flock fl;
   memset(&fl, 0, sizeof fl);
   fl.l_type = writable ? F_WRLCK : F_RDLCK;
@@ -641,6 +656,17 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// F_GETLK. Linux keeps flock locks apart from fcntl ones, so there its
+// F_GETLK never reports a flock: the portable build gets F_GETLK as the BSDs
+// answer it from the conformance tests (test/conformance/bsd-getlk.cc).
+int GetLk(int fd, struct flock* fl) {
+#if defined(__linux__) && !IL_LINUX
+  return InstanceLockBsdGetLk(fd, fl);
+#else
+  return fcntl(fd, F_GETLK, fl);
+#endif
+}
+
 // probe(path) -> null (no file) | [held, record|null, dev, ino]
 // Takes no lock of any kind, so it can never make a concurrent acquire fail.
 Napi::Value Probe(const Napi::CallbackInfo& info) {
@@ -663,12 +689,12 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   memset(&fl, 0, sizeof fl);
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
-#ifdef F_OFD_GETLK
+#if IL_LINUX && defined(F_OFD_GETLK)
   int r = fcntl(fd, F_OFD_GETLK, &fl);
 #else
   // The BSDs and macOS keep flock and fcntl locks in one table, so F_GETLK
   // reports a flock holder without taking anything.
-  int r = fcntl(fd, F_GETLK, &fl);
+  int r = GetLk(fd, &fl);
 #endif
   if (r != 0) {
     int err = errno;
@@ -722,7 +748,7 @@ Napi::Value FlockJs(const Napi::CallbackInfo& info) {
 // refused by its own lock. The indicator goes first, as it came last: it is
 // only ever set while the flock is held.
 void UnlockFd(int fd) {
-#ifdef F_OFD_SETLK
+#if IL_LINUX && defined(F_OFD_SETLK)
   struct flock fl;
   memset(&fl, 0, sizeof fl);
   fl.l_type = F_UNLCK;
@@ -791,7 +817,7 @@ Napi::Value Hostname(const Napi::CallbackInfo& info) {
 // Whether the calling thread is the process's first one, where Node runs its
 // main thread (never a Worker's). Unknown elsewhere: false.
 static bool OnInitialThread() {
-#if defined(__linux__)
+#if IL_LINUX
   return syscall(SYS_gettid) == getpid();
 #elif defined(__APPLE__) || defined(__FreeBSD__)
   return pthread_main_np() == 1;
@@ -809,8 +835,14 @@ Napi::Value FsType(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, errno, "statfs", path);
     return env.Undefined();
   }
-#if defined(__linux__)
+#if IL_LINUX
   return Napi::Number::New(env, static_cast<double>(static_cast<uint32_t>(sf.f_type)));
+#elif defined(__linux__)
+  // The portable build: Linux has no type names, and a name is what src/
+  // gets elsewhere. The magic number as text names no file system src/ knows.
+  char name[16];
+  snprintf(name, sizeof name, "0x%x", static_cast<unsigned>(sf.f_type));
+  return Napi::String::New(env, name);
 #else
   return Napi::String::New(env, sf.f_fstypename);
 #endif
@@ -827,7 +859,7 @@ Napi::Value SameFile(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, same);
 }
 
-#if defined(__linux__)
+#if IL_LINUX
 // Waiting: a thread of our own (never one of libuv's pool) blocks in
 // flock(LOCK_EX), so the kernel itself hands the lock over the moment the
 // holder releases it or dies, with no polling and no event to miss. The
@@ -1372,7 +1404,7 @@ Napi::Value WaitCancel(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-#if defined(__linux__)
+#if IL_LINUX
 void OnAsyncClosed(uv_handle_t* handle) {
   auto* waits = static_cast<Waits*>(handle->data);
   Env* env = waits->home;
@@ -1393,7 +1425,7 @@ void OnAsyncClosed(uv_handle_t* handle) {
 void EndEnvironment(napi_async_cleanup_hook_handle handle, void* arg) {
   auto* env = static_cast<Env*>(arg);
   env->cleanup = handle;
-#if defined(__linux__)
+#if IL_LINUX
   Waits* waits = env->waits;
   if (waits != nullptr) {
     StopWaits(env);
@@ -1408,7 +1440,7 @@ void EndEnvironment(napi_async_cleanup_hook_handle handle, void* arg) {
     if (env->owned[fd] != 0) close(static_cast<int>(fd));
   }
   env->owned.clear();
-#if defined(__linux__)
+#if IL_LINUX
   if (waits != nullptr) {
     waits->closing = true;
     uv_close(reinterpret_cast<uv_handle_t*>(waits->async), OnAsyncClosed);
@@ -1427,6 +1459,8 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("CHECK_MODE", Napi::Number::New(env, kCheckMode));
   exports.Set("CHECK_NAME", Napi::Number::New(env, kCheckName));
   exports.Set("CHECK_OWNER", Napi::Number::New(env, kCheckOwner));
+  // Whether src/ can prove from /proc which process holds a flock (Linux).
+  exports.Set("PROVES_HOLDERS", Napi::Boolean::New(env, IL_LINUX == 1));
   // Registered once per Node environment, on its own thread.
   exports.Set("INITIAL_THREAD", Napi::Boolean::New(env, OnInitialThread()));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
@@ -1443,7 +1477,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("fsType", Napi::Function::New(env, FsType, "fsType"));
   exports.Set("hostname", Napi::Function::New(env, Hostname, "hostname"));
   exports.Set("sameFile", Napi::Function::New(env, SameFile, "sameFile"));
-#if defined(__linux__)
+#if IL_LINUX
   exports.Set("waitInit", Napi::Function::New(env, WaitInit, "waitInit"));
   exports.Set("waitStart", Napi::Function::New(env, WaitStart, "waitStart"));
   exports.Set("waitCancel", Napi::Function::New(env, WaitCancel, "waitCancel"));

@@ -1,8 +1,8 @@
 // Signalling a process through a pidfd (Linux >= 5.3). A pidfd refers to one
 // process for as long as it is open, never to a later one that is given the
 // same pid, so a holder verified after its pidfd was opened is the process a
-// signal sent through it reaches. Elsewhere nothing is registered, and src/
-// signals by pid.
+// signal sent through it reaches. Elsewhere (and in the portable build, see
+// native/lock_posix.cc) nothing is registered, and src/ signals by pid.
 //
 // Every call takes plain values and either returns a plain value or throws an
 // Error carrying errno/syscall; src/ decides what any of it means.
@@ -10,7 +10,7 @@
 
 #include "platform.h"
 
-#if defined(__linux__)
+#if defined(__linux__) && !defined(INSTANCE_LOCK_PORTABLE)
 #include <errno.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -29,7 +29,7 @@ namespace instance_lock {
 
 namespace {
 
-#if defined(__linux__)
+#if defined(__linux__) && !defined(INSTANCE_LOCK_PORTABLE)
 // pidfdOpen(pid) -> a pidfd, close-on-exec (pidfd_open sets it). ESRCH: no
 // process has that pid; ENOSYS: the kernel (or a seccomp filter) lacks it.
 Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
@@ -57,7 +57,7 @@ Napi::Value PidfdSignal(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void RegisterProcess(Napi::Env env, Napi::Object exports) {
-#if defined(__linux__)
+#if defined(__linux__) && !defined(INSTANCE_LOCK_PORTABLE)
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdSignal", Napi::Function::New(env, PidfdSignal, "pidfdSignal"));
 #else

@@ -12,6 +12,7 @@ import { describeLock } from './lock.js'
 import type { Lock } from './lock.js'
 import { locateIdentity } from './locate.js'
 import { backend } from './platform.js'
+import { PROVES_HOLDERS } from './posix.js'
 import { isoAt, makeRecord } from './record.js'
 import { DEFAULT_TIMEOUT, endHolder } from './stop.js'
 import type { Holder, LockOptions, LockStatus, Scope } from './types.js'
@@ -481,7 +482,7 @@ async function stopVerb(args: string[]): Promise<number> {
     case 'unproven': {
       const rec = e.holder === undefined ? '' : ` (its record names pid ${e.holder.pid} on ${e.holder.hostname})`
       const why =
-        process.platform === 'linux'
+        PROVES_HOLDERS
           ? 'The holder may run as another user or in another pid namespace (a container): run stop there, or as root.'
           : `This system cannot tell which process holds a flock.${e.holder === undefined ? '' : ` If pid ${e.holder.pid} is the holder, stop it yourself: kill ${e.holder.pid}`}`
       err(`${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n`)

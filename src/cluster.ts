@@ -1,6 +1,7 @@
 import type { Location } from './backend.js'
 import { primaryLock, type Lock } from './lock.js'
 import { backend } from './platform.js'
+import { PROVES_HOLDERS } from './posix.js'
 import { parseRecord } from './record.js'
 import type { Holder } from './types.js'
 
@@ -34,6 +35,6 @@ export function heldByPrimary(loc: Location, holder?: Holder): Lock | undefined 
   }
   const primary = process.ppid
   const proven = backend.holders(loc)
-  const held = proven.length > 0 ? proven.includes(primary) : process.platform !== 'linux' && process.platform !== 'win32' && holder.pid === primary
+  const held = proven.length > 0 ? proven.includes(primary) : process.platform !== 'win32' && !PROVES_HOLDERS && holder.pid === primary
   return held ? primaryLock(loc, { ...holder, pid: primary }) : undefined
 }

@@ -1,12 +1,13 @@
 import type { Location } from './backend.js'
 import { backend } from './platform.js'
+import { PROVES_HOLDERS } from './posix.js'
 import { processStart } from './proc.js'
 import { hostName } from './record.js'
 import type { Holder } from './types.js'
 
-// Only Linux shows who holds a flock (see proc.ts). Windows needs nothing: a
-// mutex cannot be handed to another process, so its holder wrote the record.
-const LINUX = process.platform === 'linux'
+// Only Linux shows who holds a flock (see proc.ts and PROVES_HOLDERS). Windows
+// needs nothing: a mutex cannot be handed to another process, so its holder
+// wrote the record.
 
 // How long an answer stands before its process is checked to be the same
 // one (its start time read again), so that a pid that died and was reused
@@ -49,7 +50,7 @@ let last: Answer | undefined
  * Date.now(), when the caller has it.
  */
 export function current(loc: Location, holder: Holder | undefined, now = Date.now()): Holder | undefined {
-  if (!LINUX || holder === undefined) return holder
+  if (!PROVES_HOLDERS || holder === undefined) return holder
   let a = last
   if (a === undefined || a.path !== loc.path || a.recordPid !== holder.pid || a.startedAt !== holder.startedAt || !stands(a, now)) {
     a = answer(loc, holder, now)

@@ -652,14 +652,20 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
   })
 }
 
-// Only Linux can prove who holds a flock (see proc.ts); elsewhere nobody is
-// ever named as proven holder, so nobody is ever signalled on a guess.
+/**
+ * Whether the system shows which process holds a flock, so that it can be
+ * proven (see proc.ts): Linux, as the addon says. Not macOS, the BSDs or the
+ * addon's portable build, which takes their paths on Linux. Elsewhere nobody
+ * is ever named as proven holder, so nobody is ever signalled on a guess.
+ */
+export const PROVES_HOLDERS: boolean = native.PROVES_HOLDERS === true
+
 function holders(l: Location): number[] {
-  return process.platform === 'linux' ? flockHolders(l.path) : []
+  return PROVES_HOLDERS ? flockHolders(l.path) : []
 }
 
 function taker(l: Location): number | undefined {
-  return process.platform === 'linux' ? flockTaker(l.path) : undefined
+  return PROVES_HOLDERS ? flockTaker(l.path) : undefined
 }
 
 // Linux >= 5.3: a holder is signalled through a pidfd opened before it is

@@ -38,7 +38,7 @@ export interface RemoteError {
   holder?: { pid: number; data?: Record<string, unknown> }
 }
 
-/** A child process driven over IPC (see portable/child.cjs). */
+/** A child process driven over IPC (see conformance/child.cjs). */
 export class Child {
   readonly proc: ChildProcess
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
@@ -90,9 +90,9 @@ export class Child {
   }
 }
 
-// The same IPC child serves these tests and the portable scenarios (run
+// The same IPC child serves these tests and the conformance scenarios (run
 // under Wine); it loads the built package from IL_ROOT, as a user would.
-const CHILD = path.join(__dirname, 'portable', 'child.cjs')
+const CHILD = path.join(__dirname, 'conformance', 'child.cjs')
 
 /** Starts a child process and waits until it is ready. */
 export async function spawnChild(): Promise<Child> {

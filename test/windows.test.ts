@@ -1,6 +1,7 @@
 // The Windows backend, cross-built with mingw-w64 and exercised under Wine
-// with the Windows builds of Node 20 and 22: the same multi-process
-// scenarios as on Unix (test/portable/scenarios.mjs), against the named-mutex
+// with the Windows builds of Node 20 and 22: the conformance scenarios the
+// flock backend passes (test/conformance/scenarios.mjs, and
+// test/conformance.test.ts for the Unix legs), against the named-mutex
 // backend. scripts/setup-wine.sh installs what it needs (Debian packages,
 // node.exe from npm) on a fresh machine.
 import { execFileSync } from 'node:child_process'
@@ -8,7 +9,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import * as wine from './portable/wine.mjs'
+import * as wine from './conformance/wine.mjs'
 
 const LEG_TIMEOUT = 300_000
 
@@ -45,6 +46,7 @@ describe.skipIf(skip !== undefined)('Windows backend under Wine', () => {
     it(`passes every scenario with Node ${line} for Windows`, async () => {
       const r = await wine.runScenarios(env.prefix, env.nodes[i])
       const report = `${r.stdout}\n${r.stderr}`
+      expect(r.stdout, report).toMatch(/^# backend: win32 named mutexes,/m)
       expect(r.failed, report).toBe(0)
       expect(r.passed, report).toBeGreaterThan(0)
       expect(r.code, report).toBe(0)

@@ -1,14 +1,16 @@
-// A process the scenario runner and the test suite drive over IPC: it loads
-// the package from IL_ROOT (the staged Windows package under Wine, the repo
-// on Unix) the way a user's program does, does
-// what it is asked and answers each request. Plain Node, no test framework,
-// so it runs wherever node.exe runs.
+// A process the conformance scenarios and the test suite drive over IPC: it
+// loads the package from IL_ROOT (the staged Windows package under Wine, the
+// repo on Unix) the way a user's program does, does what it is asked and
+// answers each request. Plain Node, no test framework, so it runs wherever
+// node.exe runs.
 'use strict'
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const il = require(process.env.IL_ROOT)
 
 const held = new Map()
+// The AbortControllers of pending lock() calls, by tag.
+const controllers = new Map()
 
 function plainError(err) {
   return { name: err.name, code: err.code, message: err.message, holder: err.holder, syscall: err.syscall, path: err.path }
@@ -16,7 +18,14 @@ function plainError(err) {
 
 function keep(lock) {
   held.set(lock.path, lock)
-  return { path: lock.path, pid: process.pid, key: lock.key, recovered: lock.recovered === true, t: Date.now() }
+  return {
+    path: lock.path,
+    pid: process.pid,
+    key: lock.key,
+    acquiredAt: lock.acquiredAt.toISOString(),
+    recovered: lock.recovered === true,
+    t: Date.now(),
+  }
 }
 
 const ops = {
@@ -33,6 +42,21 @@ const ops = {
       (err) => process.send({ event: tag, ok: false, error: plainError(err) }),
     )
     return { waiting: true }
+  },
+  // lockLater with an AbortController, which abort(tag) aborts.
+  lockAbortable(name, options, tag) {
+    const ac = new AbortController()
+    controllers.set(tag, ac)
+    return ops.lockLater(name, { ...options, signal: ac.signal }, tag)
+  },
+  abort(tag) {
+    controllers.get(tag).abort()
+    controllers.delete(tag)
+  },
+  // Reading lock.signal starts the checks for a lost lock.
+  lockSignal(path) {
+    const { signal } = held.get(path)
+    return { isAbortSignal: signal instanceof AbortSignal, aborted: signal.aborted, reason: signal.reason?.code }
   },
   release(path) {
     held.get(path).release()

@@ -1,10 +1,10 @@
 // The Windows leg, run on Linux: set up Wine and Windows Node
 // (scripts/setup-wine.sh), cross-build the addon (scripts/build-win32.mjs),
 // stage it as a win32-x64 prebuild in a copy of the package, and run the
-// portable scenarios with each node.exe. Used by test/windows.test.ts; also
+// conformance scenarios with each node.exe. Used by test/windows.test.ts; also
 // runnable by hand:
 //
-//   node test/portable/wine.mjs [filter]
+//   node test/conformance/wine.mjs [filter]
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
