@@ -1,0 +1,51 @@
+// ESLint over the TypeScript sources and tests (with type information, from
+// tsconfig.test.json, which covers both) and over the JavaScript around them
+// (bin/, scripts/, bench/, examples/, test fixtures). Formatting is Prettier's
+// job alone (npm run format), so no stylistic rules here.
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+
+// Node's globals for the JavaScript files (the TypeScript ones get them from
+// @types/node). CommonJS files get require/module/exports from sourceType.
+const node = Object.fromEntries(
+  [
+    'AbortController',
+    'AbortSignal',
+    'Buffer',
+    'SharedArrayBuffer',
+    'URL',
+    'clearImmediate',
+    'clearInterval',
+    'clearTimeout',
+    'console',
+    'performance',
+    'process',
+    'queueMicrotask',
+    'setImmediate',
+    'setInterval',
+    'setTimeout',
+    'structuredClone',
+  ].map((name) => [name, 'readonly']),
+)
+
+export default tseslint.config(
+  {
+    ignores: ['node_modules/', 'dist/', 'dist.*/', 'build/', 'build-win32/', 'prebuilds/', '.cache/', 'bench/results/'],
+  },
+  js.configs.recommended,
+  {
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
+    languageOptions: { ecmaVersion: 2023, globals: node },
+  },
+  {
+    files: ['**/*.cjs', 'bin/**/*.js'],
+    languageOptions: { sourceType: 'commonjs' },
+  },
+  {
+    files: ['**/*.ts', '**/*.mts', '**/*.cts'],
+    extends: [tseslint.configs.recommendedTypeChecked],
+    languageOptions: {
+      parserOptions: { project: './tsconfig.test.json', tsconfigRootDir: import.meta.dirname },
+    },
+  },
+)
