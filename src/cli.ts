@@ -230,7 +230,10 @@ function parse(verb: Verb, args: string[], options: Record<string, { type: 'stri
     // Its advice to put an unknown option after '--' would mislead here
     // (after '--' comes `run`'s COMMAND): keep the sentence naming the option.
     if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') message = message.split('. ')[0]!
-    throw new UsageError(verb, message.replace(/^\w/, (c) => c.toLowerCase()))
+    throw new UsageError(
+      verb,
+      message.replace(/^\w/, (c) => c.toLowerCase()),
+    )
   }
 }
 
@@ -242,7 +245,10 @@ function usage<T>(verb: Verb, check: () => T): T {
     const code = (e as { code?: string }).code
     if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') {
       const message = (e as Error).message.replace(/`(\w+)`/, (_, n: string) => (n === 'name' ? 'NAME' : `--${n}`))
-      throw new UsageError(verb, message.replace(/^\w/, (c) => c.toLowerCase()))
+      throw new UsageError(
+        verb,
+        message.replace(/^\w/, (c) => c.toLowerCase()),
+      )
     }
     throw e
   }
@@ -277,9 +283,7 @@ function milliseconds(verb: Verb, option: string, value: string): number {
 function signalName(value: string): NodeJS.Signals {
   const signals = constants.signals as Record<string, number>
   const upper = value.toUpperCase()
-  const name = /^\d+$/.test(upper)
-    ? Object.keys(signals).find((s) => signals[s] === Number(upper))
-    : upper.startsWith('SIG') ? upper : `SIG${upper}`
+  const name = /^\d+$/.test(upper) ? Object.keys(signals).find((s) => signals[s] === Number(upper)) : upper.startsWith('SIG') ? upper : `SIG${upper}`
   if (name === undefined || !Object.hasOwn(signals, name)) {
     throw new UsageError('stop', `unknown signal ${JSON.stringify(value)}: use a name such as TERM, INT, HUP or KILL`)
   }
@@ -418,7 +422,16 @@ function statusTable(all: LockStatus[], withScope: boolean): string {
     ])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n'
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  )
 }
 
 /** `ready` once the holder called ready() (or run --ready started COMMAND), `starting` until then. */
@@ -500,7 +513,10 @@ async function waitVerb(args: string[]): Promise<number> {
     return 0
   }
   if (positionals.length !== 1) {
-    throw new UsageError('wait', positionals.length === 0 ? 'missing NAME: which lock to wait for' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
+    throw new UsageError(
+      'wait',
+      positionals.length === 0 ? 'missing NAME: which lock to wait for' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`,
+    )
   }
   const { name, ...opts } = identity('wait', positionals[0], values)
   const timeout = values.timeout === undefined ? DEFAULT_WAIT_FOR_TIMEOUT : milliseconds('wait', '--timeout', values.timeout as string)

@@ -47,7 +47,7 @@ function isPathLike(key: string): boolean {
  * not even the working directory exists.
  */
 function throughParent(key: string): { real: string; probe: string } | undefined {
-  for (let end = key.length; ; ) {
+  for (let end = key.length; ;) {
     let cut = end - 1
     while (cut >= 0 && !isSeparator(key[cut])) cut--
     let parent: string | undefined

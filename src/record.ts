@@ -30,7 +30,8 @@ export function isoAt(ms: number): string {
     const month = mp < 10 ? mp + 3 : mp - 9
     const year = yoe + era * 400 + (month <= 2 ? 1 : 0)
     const msPart = t % 1000
-    iso = `${year}-${pad2(month)}-${pad2(day)}T${pad2(Math.floor(t / 3_600_000))}:${pad2(Math.floor(t / 60_000) % 60)}:` +
+    iso =
+      `${year}-${pad2(month)}-${pad2(day)}T${pad2(Math.floor(t / 3_600_000))}:${pad2(Math.floor(t / 60_000) % 60)}:` +
       `${pad2(Math.floor(t / 1000) % 60)}.${msPart < 100 ? (msPart < 10 ? '00' : '0') : ''}${msPart}Z`
     isoMs = ms
   }

@@ -111,8 +111,7 @@ export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending
   // lock, and the newcomer must not be signalled for it.
   // This process counts when it holds the lock as a Lock: one of its own
   // waits, cancelled just as it got the lock, holds it for a moment too.
-  const newcomer = (taker: number | undefined): boolean =>
-    taker !== undefined && taker !== origin && !signalled.has(taker) && (taker !== process.pid || registry.has(loc.id))
+  const newcomer = (taker: number | undefined): boolean => taker !== undefined && taker !== origin && !signalled.has(taker) && (taker !== process.pid || registry.has(loc.id))
   if (before !== undefined && origin !== undefined && origin !== before) return gone(origin)
 
   const send = (pids: number[], signal: NodeJS.Signals, sentInPhase: Set<number>): void => {

@@ -74,8 +74,7 @@ export function checkBoolean(value: unknown, name: string): boolean | undefined 
 
 export function checkSignal(signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined
-  if (signal === null || typeof signal !== 'object' || typeof (signal as AbortSignal).aborted !== 'boolean' ||
-      typeof (signal as AbortSignal).addEventListener !== 'function') {
+  if (signal === null || typeof signal !== 'object' || typeof (signal as AbortSignal).aborted !== 'boolean' || typeof (signal as AbortSignal).addEventListener !== 'function') {
     throw invalidArgType('signal', 'an AbortSignal', signal)
   }
   return signal as AbortSignal

@@ -90,8 +90,7 @@ function locate(id: { name: string; key: string | undefined; keyHash: string | u
       fromNative(err)
     }
   }
-  const mutex =
-    (machine ? 'Global\\instance-lock.' : `Local\\instance-lock.${sid}.`) + tag + (custom ? '#' + keyHash(dir.toLowerCase()) : '')
+  const mutex = (machine ? 'Global\\instance-lock.' : `Local\\instance-lock.${sid}.`) + tag + (custom ? '#' + keyHash(dir.toLowerCase()) : '')
   const file = join(dir, `${tag}${custom && machine ? '+machine' : ''}.lock`)
   return { name: id.name, key: id.key, scope: id.scope, path: mutex, id: mutex, machine, dir, custom, file }
 }

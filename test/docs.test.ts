@@ -11,11 +11,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const ROOT = path.resolve(__dirname, '..')
 const README_LIMIT = 10 * 1024
-const DOCS = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
+const DOCS = [
+  'README.md',
+  ...fs
+    .readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+]
 // What the package exports as values: an @example that calls one of these
 // gets the import a user would write.
 const EXPORTS = Object.keys(createRequire(__filename)(ROOT) as Record<string, unknown>)
-const EXAMPLES = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => /\.[cm]?js$/.test(f)).sort()
+const EXAMPLES = fs
+  .readdirSync(path.join(ROOT, 'examples'))
+  .filter((f) => /\.[cm]?js$/.test(f))
+  .sort()
 // The reader's own work, which the examples call without defining it.
 const PLACEHOLDERS = `declare function migrate(): Promise<void>
 declare function backup(): Promise<void>
@@ -115,7 +125,10 @@ function markdownSnippets(): Snippet[] {
 /** The @example of every JSDoc comment in src/, with the imports it needs. */
 function jsdocSnippets(): Snippet[] {
   const out: Snippet[] = []
-  for (const name of fs.readdirSync(path.join(ROOT, 'src')).filter((f) => f.endsWith('.ts')).sort()) {
+  for (const name of fs
+    .readdirSync(path.join(ROOT, 'src'))
+    .filter((f) => f.endsWith('.ts'))
+    .sort()) {
     const text = fs.readFileSync(path.join(ROOT, 'src', name), 'utf8')
     for (const m of text.matchAll(/\/\*\*[\s\S]*?\*\//g)) {
       const lines = m[0].split('\n').map((l) => l.replace(/^\s*\/?\*+\/?\s?/, '').replace(/\s*\*\/$/, ''))

@@ -10,7 +10,17 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LINUX_CEILINGS, PREBUILD_TARGETS, SOURCES_FILE, binaryTarget, elfNeededVersions, peImports, prebuildProblems, recordedDigests, sourcesDigest } from '../scripts/prebuilds.mjs'
+import {
+  LINUX_CEILINGS,
+  PREBUILD_TARGETS,
+  SOURCES_FILE,
+  binaryTarget,
+  elfNeededVersions,
+  peImports,
+  prebuildProblems,
+  recordedDigests,
+  sourcesDigest,
+} from '../scripts/prebuilds.mjs'
 
 const ROOT = path.resolve(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'packaging')
@@ -84,7 +94,11 @@ describe('the packed tarball', () => {
 
     // The build-from-source fallback (install script on platforms without a prebuild).
     expect(files).toEqual(expect.arrayContaining(['binding.gyp', 'native/binding.cc', 'native/lock_posix.cc', 'native/platform.h']))
-    for (const target of TARGETS) expect(files.filter((f) => f.startsWith(`prebuilds/${target}/`) && f.endsWith('.node')), `prebuilds/${target}; ${REBUILD_HINT}`).toHaveLength(1)
+    for (const target of TARGETS)
+      expect(
+        files.filter((f) => f.startsWith(`prebuilds/${target}/`) && f.endsWith('.node')),
+        `prebuilds/${target}; ${REBUILD_HINT}`,
+      ).toHaveLength(1)
 
     const needed = [
       /^(package\.json|README\.md|LICENSE|binding\.gyp)$/,
@@ -93,14 +107,21 @@ describe('the packed tarball', () => {
       /^native\/[\w.-]+\.(cc|h)$/,
       ...TARGETS.map((t) => new RegExp(`^prebuilds/${t}/[\\w.-]+\\.node$`)),
     ]
-    expect(files.filter((f) => !needed.some((re) => re.test(f))), 'files a consumer does not need').toEqual([])
+    expect(
+      files.filter((f) => !needed.some((re) => re.test(f))),
+      'files a consumer does not need',
+    ).toEqual([])
   })
 
   it.each(TARGETS)('has a %s prebuild for the right CPU that loads wherever its Node runs', (target) => {
     const file = shippedPrebuild(target)
     if (target.startsWith('linux-')) {
       const needs = elfNeededVersions(file)
-      console.log(`${target}: needs ${Object.entries(needs).map(([lib, v]) => `${lib}_${v}`).join(', ')} (ceilings: Node 20's own, ${JSON.stringify(LINUX_CEILINGS)})`)
+      console.log(
+        `${target}: needs ${Object.entries(needs)
+          .map(([lib, v]) => `${lib}_${v}`)
+          .join(', ')} (ceilings: Node 20's own, ${JSON.stringify(LINUX_CEILINGS)})`,
+      )
     } else {
       console.log(`${target}: imports ${peImports(file).join(', ')}`)
     }
@@ -109,9 +130,7 @@ describe('the packed tarball', () => {
 
   it.each(TARGETS)('has a %s prebuild built from the native sources as they are now', (target) => {
     const stale = `${SOURCES_FILE} says prebuilds/${target} was built from other sources than binding.gyp and native/ hold now; commit them, then ${REBUILD_HINT}`
-    expect(recordedDigests(ROOT)[target], stale).toBe(
-      sourcesDigest(ROOT),
-    )
+    expect(recordedDigests(ROOT)[target], stale).toBe(sourcesDigest(ROOT))
   })
 
   it('type-checks a TypeScript consumer against the packed types, as ESM and as CommonJS', () => {

@@ -101,7 +101,10 @@ describe.runIf(process.platform !== 'win32')('re-check after flock', async () =>
   })
 
   it('a kept descriptor whose file was replaced, the orphan held elsewhere, takes the file now at the path', () => {
-    for (const [change, checks] of [[replaced, 0], [movedAway, native.CHECK_NAME]] as const) {
+    for (const [change, checks] of [
+      [replaced, 0],
+      [movedAway, native.CHECK_NAME],
+    ] as const) {
       const file = path.join(tmpDir(), 'x.lock')
       const [spare] = native.open(native.AT_FDCWD, file, 0o644, checks) as [number, boolean]
       const [other] = native.open(native.AT_FDCWD, file, 0o644, checks) as [number, boolean]
