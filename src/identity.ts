@@ -81,7 +81,7 @@ function throughParent(key: string): { real: string; probe: string } | undefined
  * would cost a keyed lock's first use ~6 ms).
  */
 export function keyHash(canonical: string): string {
-  return (native.sha256(canonical) as string).slice(0, 32)
+  return native.sha256(canonical).slice(0, 32)
 }
 
 // Case-insensitive file systems (macOS APFS/HFS+ by default, Windows, Linux

@@ -65,7 +65,7 @@ let host: string | undefined
  */
 export function hostName(): string {
   if (host === undefined) {
-    const name = typeof native.hostname === 'function' ? (native.hostname() as string | undefined) : undefined
+    const name = native.platform === 'posix' ? native.hostname() : undefined
     host = name ?? (require('node:os') as typeof import('node:os')).hostname()
   }
   return host
@@ -118,14 +118,14 @@ let lastText: string | undefined
 let lastHolder: Holder | undefined
 
 function parseHolder(text: string): Holder | undefined {
-  let r: Record<string, unknown>
+  let r: unknown
   try {
     r = JSON.parse(text)
   } catch {
     return undefined
   }
   if (r === null || typeof r !== 'object') return undefined
-  const { pid, hostname: host, startedAt, name, scope, key, data, ready } = r
+  const { pid, hostname: host, startedAt, name, scope, key, data, ready } = r as Record<string, unknown>
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined
   if (typeof host !== 'string' || typeof startedAt !== 'string' || typeof name !== 'string') return undefined
   if (scope !== 'user' && scope !== 'machine') return undefined

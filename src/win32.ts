@@ -1,6 +1,7 @@
 import { readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { getSystemErrorMap } from 'node:util'
+import type { Win32Addon } from './binding.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import type { abortError as AbortErrorOf, systemError as SystemErrorOf, SystemError } from './errors.js'
 import type { Lock } from './lock.js'
@@ -43,7 +44,7 @@ function knownFolder(which: 'LocalAppData' | 'ProgramData'): string {
   let p = folders.get(which)
   if (p === undefined) {
     try {
-      p = native.knownFolder(which) as string
+      p = native.knownFolder(which)
     } catch (err) {
       fromNative(err, which)
     }
@@ -85,7 +86,7 @@ function locate(id: { name: string; key: string | undefined; keyHash: string | u
   // of this session from creating our name first.
   if (sid === undefined) {
     try {
-      sid = native.userSid() as string
+      sid = native.userSid()
     } catch (err) {
       fromNative(err)
     }
@@ -159,7 +160,7 @@ function fromNative(err: unknown, p?: string): never {
 // (pid, creation time) pair never is.
 
 const dirsReady = new Set<string>()
-let ownStart: string | undefined
+let ownStart: string | null | false | undefined
 let tmpSeq = 0
 
 function ensureDir(loc: WinLocation): void {
@@ -179,8 +180,8 @@ function fromNativeOrFs(err: unknown, p: string): never {
 }
 
 function startTimeOf(pid: number): string | null | false {
-  if (pid === process.pid) return (ownStart ??= native.processStartTime(pid) as string)
-  return native.processStartTime(pid) as string | null | false
+  if (pid === process.pid) return (ownStart ??= native.processStartTime(pid))
+  return native.processStartTime(pid)
 }
 
 /** The record with the creation time of the process it names. */
@@ -361,7 +362,7 @@ function terminate(_loc: Location, pid: number): boolean {
   const start = verified.get(pid)
   if (start === undefined) return false
   try {
-    return native.terminate(pid, start) as boolean
+    return native.terminate(pid, start)
   } catch (err) {
     fromNative(err, String(pid))
   }
@@ -437,8 +438,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
  * bundled twice.
  */
 export interface Win32Deps {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  native: any
+  native: Win32Addon
   registry: Map<string, Lock>
   abortError: typeof AbortErrorOf
   systemError: typeof SystemErrorOf
@@ -447,8 +447,7 @@ export interface Win32Deps {
   makeDirs: (dir: string) => void
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-let native: any
+let native: Win32Addon
 let registry: Map<string, Lock>
 let abortError: typeof AbortErrorOf
 let systemError: typeof SystemErrorOf
