@@ -162,7 +162,9 @@ function machine() {
   let cc = ''
   try {
     cc = execFileSync('cc', ['--version'], { encoding: 'utf8' }).split('\n')[0]
-  } catch {}
+  } catch {
+    // No C compiler: the report says so by leaving it empty.
+  }
   return {
     cpu: `${cpus[0]?.model.trim() ?? 'unknown'} × ${cpus.length}`,
     memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,

@@ -224,7 +224,7 @@ type Values = Record<string, string | boolean | undefined>
 function parse(verb: Verb, args: string[], options: Record<string, { type: 'string' | 'boolean' }>): { values: Values; positionals: string[] } {
   try {
     const r = parseArgs({ args, options: { ...IDENTITY_OPTIONS, ...options }, allowPositionals: true, strict: true })
-    return { values: r.values as Values, positionals: r.positionals }
+    return { values: r.values, positionals: r.positionals }
   } catch (e) {
     let message = (e as Error).message.replace(/\s*\n\s*/g, ' ')
     // Its advice to put an unknown option after '--' would mislead here
@@ -338,7 +338,7 @@ function compare<T extends string | number>(a: T, b: T): number {
  * `--key` must not look like "nothing runs"; failing those, for a name no
  * lock file has, held locks whose names are a typo away. Empty if none.
  */
-function elsewhere(verb: 'status' | 'stop', wanted: Pick<LockStatus, 'name' | 'key' | 'scope'>, dir: string | undefined): string {
+function elsewhere(verb: 'status' | 'stop', wanted: { name: string; key?: string | undefined; scope: LockStatus['scope'] }, dir: string | undefined): string {
   const all: LockStatus[] = []
   for (const scope of ['user', 'machine'] as const) {
     try {

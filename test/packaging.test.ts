@@ -155,7 +155,7 @@ describe('the packed tarball', () => {
     try {
       execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], { cwd: consumer, encoding: 'utf8', stdio: 'pipe' })
     } catch (err) {
-      throw new Error(`tsc rejected the consumer:\n${(err as { stdout: string }).stdout}`)
+      throw new Error(`tsc rejected the consumer:\n${(err as { stdout: string }).stdout}`, { cause: err })
     }
   })
 })
@@ -181,7 +181,7 @@ function setup(script: string): string {
   try {
     return execFileSync('bash', [path.join(ROOT, 'scripts', script)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
   } catch (err) {
-    throw new Error(`scripts/${script} failed:\n${(err as { stderr: string }).stderr}`)
+    throw new Error(`scripts/${script} failed:\n${(err as { stderr: string }).stderr}`, { cause: err })
   }
 }
 
@@ -216,7 +216,7 @@ const LEGS: Leg[] = [
       // the holder itself. No DISPLAY: nothing here opens a window.
       return { command: 'wine', args: [nodeExe], env: { WINEPREFIX: prefix, WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml=', DISPLAY: undefined } }
     },
-    finish(runner) {
+    finish(runner: Runner) {
       spawnSync('wineserver', ['-k'], { env: { ...process.env, ...runner.env }, stdio: 'ignore' })
     },
   },
@@ -306,7 +306,7 @@ describe.each(LEGS)('installed without install scripts, $target $how', (leg) => 
     }
     expect(`${holder.platform}-${holder.arch}`).toBe(leg.target)
     // The holder reports its own platform's path (Z:\… under Wine).
-    const basename = leg.target.startsWith('win32') ? path.win32.basename : path.basename
+    const basename = (p: string): string => (leg.target.startsWith('win32') ? path.win32.basename(p) : path.basename(p))
     expect(basename(holder.addon), 'node-gyp-build chose another addon than the shipped prebuild').toBe(path.basename(prebuild))
     expect(holder.addon.replace(/\\/g, '/')).toContain(`/node_modules/instance-lock/prebuilds/${leg.target}/`)
     expect(holder.loaded, 'the package loaded another addon than node-gyp-build picks').toEqual([holder.addon])

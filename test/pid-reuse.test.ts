@@ -12,7 +12,7 @@ import { isAlive, track } from './stop-fixtures.js'
 // stop() must then signal nobody.
 
 afterEach(() => {
-  seam.verified = undefined
+  delete seam.verified
 })
 
 function esrch(): Error {
@@ -159,7 +159,7 @@ describe('stop(): a holder that exits and whose pid is reused before its signal'
     let sleeper: ChildProcess | undefined
     seam.verified = (pid) => {
       if (pid !== holder) return
-      seam.verified = undefined
+      delete seam.verified
       // Verified as the holder; now it exits on its own, and its pid goes to
       // an unrelated process before stop() signals.
       process.kill(holder, 'SIGKILL')

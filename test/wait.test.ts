@@ -94,7 +94,7 @@ describe('lock(): waiting', () => {
   })
 
   it('rejects at once for an already-aborted signal, and on abort while waiting, leaving no descriptor behind', async () => {
-    const { dir, name, child } = await heldElsewhere()
+    const { dir, name } = await heldElsewhere()
     const fds = openFds()
     await expect(lock(name, { dir, timeout: 1 })).rejects.toMatchObject({ code: 'ELOCKED' })
     const reason = new Error('why')
