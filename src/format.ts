@@ -24,7 +24,7 @@ export function conflictMessage(loc: Pick<Location, 'name' | 'key' | 'scope'>, h
   return lines.join('\n') + '\n'
 }
 
-export function stopCommand(loc: Pick<Location, 'name' | 'key' | 'scope'>, dir?: string): string {
+function stopCommand(loc: Pick<Location, 'name' | 'key' | 'scope'>, dir?: string): string {
   const args = ['npx', 'instance-lock', 'stop', loc.name]
   if (loc.scope === 'machine') args.push('--scope', 'machine')
   if (loc.key !== undefined) args.push('--key', shellQuote(loc.key))

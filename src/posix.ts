@@ -21,7 +21,7 @@ const native = addon as PosixAddon
  * place. See docs/how-it-works.md.
  */
 
-export interface PosixLocation extends Location {
+interface PosixLocation extends Location {
   dir: string
   file: string
   kind: 'user' | 'machine' | 'custom'
@@ -29,7 +29,7 @@ export interface PosixLocation extends Location {
   enforceMode: boolean
 }
 
-export interface PosixHandle {
+interface PosixHandle {
   fd: number
   writable: boolean
 }
@@ -55,7 +55,7 @@ let root: string | undefined
  * systemd-tmpfiles and not replaced by systemd's PrivateTmp=, which would
  * give a service its own /tmp.
  */
-export function lockRoot(): string {
+function lockRoot(): string {
   if (root === undefined) {
     root = '/tmp'
     if (process.platform === 'linux') {

@@ -24,7 +24,7 @@ const RECHECK = 250
 const KILL_WAIT = 5_000
 
 /** How ending the current holder went. */
-export interface Ending {
+interface Ending {
   /**
    * `free`: nobody holds the lock now (or we took it: `handle`). `gone`: the
    * instance we signalled let go and another instance took the lock at once.
@@ -45,7 +45,7 @@ export interface Ending {
   acquiredAt?: Date
 }
 
-export interface EndOptions {
+interface EndOptions {
   signal: NodeJS.Signals
   timeout: number
   force: boolean
@@ -213,7 +213,7 @@ function checkForce(force: unknown): boolean {
 }
 
 /** The options of `stop()`, checked before anything is touched. */
-export function checkStopOptions(o: Record<string, unknown>): Omit<EndOptions, 'take'> {
+function checkStopOptions(o: Record<string, unknown>): Omit<EndOptions, 'take'> {
   return {
     signal: checkStopSignal(o.signal),
     timeout: checkTimeout(o.timeout) ?? DEFAULT_TIMEOUT,

@@ -4,8 +4,8 @@ import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
 // Every check here runs before anything touches a file or a kernel object.
 
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/
-export const MAX_KEY = 4096
-export const MAX_DATA = 16 * 1024
+const MAX_KEY = 4096
+const MAX_DATA = 16 * 1024
 
 export function checkName(name: unknown): string {
   if (typeof name !== 'string') throw invalidArgType('name', 'a string', name)

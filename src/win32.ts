@@ -23,7 +23,7 @@ import type { Scope } from './types.js'
  * into it as `<name>[@<key hash>][+machine].lock`.
  */
 
-export interface WinLocation extends Location {
+interface WinLocation extends Location {
   machine: boolean
   /** Directory of the holder record. */
   dir: string
@@ -33,7 +33,7 @@ export interface WinLocation extends Location {
 }
 
 /** Owned by the JS thread (`mutex`) or by a waiter thread (`waiter`). */
-export type WinHandle = { mutex: number; recovered: boolean } | { waiter: number; recovered: boolean }
+type WinHandle = { mutex: number; recovered: boolean } | { waiter: number; recovered: boolean }
 
 const NAME_RE = /^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}?)(?:@([0-9a-f]{32}))?(\+machine)?\.lock$/
 
@@ -132,7 +132,7 @@ let uvErrnos: Map<string, number> | undefined
  * `errno` (libuv's number for the code), `syscall`, `path`, worded as fs
  * words its errors.
  */
-export function winError(winerror: number, syscall: string, p?: string): SystemError {
+function winError(winerror: number, syscall: string, p?: string): SystemError {
   const code = WIN_CODES[winerror]
   return codedError(code ?? 'UNKNOWN', DETAILS[winerror] ?? (code === undefined ? `unknown error (Win32 error ${winerror})` : undefined), syscall, p)
 }
@@ -437,7 +437,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
  * parts (the addon, the registry of held locks) are handed over rather than
  * bundled twice.
  */
-export interface Win32Deps {
+interface Win32Deps {
   native: Win32Addon
   registry: Map<string, Lock>
   abortError: typeof AbortErrorOf
