@@ -5,10 +5,11 @@
       "sources": ["native/binding.cc", "native/sha256.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-O2"],
+      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-O2", "-Wall", "-Wextra", "-Wunused-parameter"],
       "xcode_settings": {
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
         "GCC_SYMBOLS_PRIVATE_EXTERN": "YES",
+        "WARNING_CFLAGS": ["-Wall", "-Wextra", "-Wunused-parameter"],
         "MACOSX_DEPLOYMENT_TARGET": "11.0"
       },
       "conditions": [

@@ -46,10 +46,7 @@ function panel(report, p, x, y) {
     if (!(v > 0)) return 0
     return log ? (barMax * Math.log(v / base)) / Math.log(hi / base) : (barMax * v) / hi
   }
-  const out = [
-    `<text x="${x}" y="${y + 16}" class="t">${esc(p.title)}</text>`,
-    `<text x="${x}" y="${y + 32}" class="n">${esc(p.note)}${log ? ', log scale' : ''}</text>`,
-  ]
+  const out = [`<text x="${x}" y="${y + 16}" class="t">${esc(p.title)}</text>`, `<text x="${x}" y="${y + 32}" class="n">${esc(p.note)}${log ? ', log scale' : ''}</text>`]
   rows.forEach((row, i) => {
     const ry = y + HEAD_H + i * ROW_H
     const w = Math.max(1, len(row.v))

@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *dir;
+static const char* dir;
 static int dirfd_;
 static char path[4096];
 
@@ -42,7 +42,7 @@ static const char record[] =
     "{\"pid\":123456,\"hostname\":\"bench-host\",\"startedAt\":\"2025-01-01T00:00:00.000Z\","
     "\"name\":\"bench\",\"scope\":\"user\"}";
 
-static void die(const char *what) {
+static void die(const char* what) {
   perror(what);
   exit(1);
 }
@@ -100,7 +100,7 @@ static void fail_protocol(void) {
   close(fd);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: floor DIR\n");
     return 2;

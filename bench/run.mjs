@@ -162,7 +162,9 @@ function machine() {
   let cc = ''
   try {
     cc = execFileSync('cc', ['--version'], { encoding: 'utf8' }).split('\n')[0]
-  } catch {}
+  } catch {
+    // No C compiler: the report says so by leaving it empty.
+  }
   return {
     cpu: `${cpus[0]?.model.trim() ?? 'unknown'} × ${cpus.length}`,
     memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
@@ -171,7 +173,10 @@ function machine() {
     cc,
     benchDir: base,
     fs: { bench: fsType(base), '/tmp': fsType('/tmp'), '/dev/shm': fsType('/dev/shm') },
-    load: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    load: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
   }
 }
 
@@ -207,7 +212,7 @@ async function perOp(kind, workers, floor) {
     // library. So every subject, the C floor too, first runs for P.warmMs.
     await run[s](20)
     let r = await run[s](200)
-    for (const end = performance.now() + P.warmMs; performance.now() < end; ) {
+    for (const end = performance.now() + P.warmMs; performance.now() < end;) {
       r = await run[s](Math.max(20, Math.round((P.batchMs * 1e6) / r.ns)))
     }
     n[s] = Math.max(20, Math.round((P.batchMs * 1e6) / r.ns))
@@ -448,10 +453,7 @@ async function main() {
     const slowDirs = {}
     for (const l of slow) fs.mkdirSync((slowDirs[l] = path.join(tmp, `${l}-crash`)))
     const slowWaiters = Object.fromEntries(await Promise.all(slow.map(async (l) => [l, await Worker.start(l, slowDirs[l])])))
-    const [idleResult, ...slowSamples] = await Promise.all([
-      idle(pairs),
-      ...slow.map((l) => crash([l], P.crashSlow, slowDirs, slowWaiters)),
-    ])
+    const [idleResult, ...slowSamples] = await Promise.all([idle(pairs), ...slow.map((l) => crash([l], P.crashSlow, slowDirs, slowWaiters))])
     await Promise.all(Object.values(slowWaiters).map((w) => w.stop()))
     results.idle = idleResult
     results.crash = summarise(Object.assign(crashFast, ...slowSamples))
@@ -460,7 +462,12 @@ async function main() {
     log(`contention (4 processes × ${P.contendN} cycles) …`)
     results.contention = await contention(groups, dirs)
   } finally {
-    await Promise.all([floor.stop(), ...Object.values(groups).flat().map((w) => w.stop())])
+    await Promise.all([
+      floor.stop(),
+      ...Object.values(groups)
+        .flat()
+        .map((w) => w.stop()),
+    ])
     fs.rmSync(tmp, { recursive: true, force: true })
   }
 

@@ -56,14 +56,16 @@ const commands = {
     return { t0 }
   },
   wait({ id, acquiredId }) {
-    lib.wait(() => send({ id, waiting: true })).then(
-      (h) => {
-        const t1 = now()
-        held = h
-        send({ id: acquiredId, t1 })
-      },
-      (err) => send({ id: acquiredId, error: String(err && err.stack) }),
-    )
+    lib
+      .wait(() => send({ id, waiting: true }))
+      .then(
+        (h) => {
+          const t1 = now()
+          held = h
+          send({ id: acquiredId, t1 })
+        },
+        (err) => send({ id: acquiredId, error: String(err && err.stack) }),
+      )
     return undefined
   },
   cpu() {

@@ -141,7 +141,7 @@ struct Waits;
 // a Worker's locks and waits end with the Worker, as on Windows.
 struct Env {
   std::vector<uint8_t> owned;  // by descriptor number: 1 when owned
-  Waits* waits = nullptr;   // Linux, from the first blocking wait on
+  Waits* waits = nullptr;      // Linux, from the first blocking wait on
   napi_async_cleanup_hook_handle cleanup = nullptr;
 };
 
@@ -204,8 +204,7 @@ int IdentityOf(int dirfd, const char* name, int flags, FileId* id) {
   static std::atomic<bool> no_statx{false};
   if (!no_statx.load(std::memory_order_relaxed)) {
     struct statx sx;
-    if (statx(dirfd, name, flags, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID | STATX_INO,
-              &sx) == 0) {
+    if (statx(dirfd, name, flags, STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID | STATX_INO, &sx) == 0) {
       id->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
       id->ino = sx.stx_ino;
       id->mode = sx.stx_mode;
@@ -347,8 +346,7 @@ bool NoLongerNamed(const FileId& own, int dirfd, const char* name, int checks) {
   if (own.nlink == 0) return true;
   if ((checks & kCheckName) == 0) return false;
   FileId named;
-  return IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || own.dev != named.dev ||
-         own.ino != named.ino;
+  return IdentityOf(dirfd, name, AT_SYMLINK_NOFOLLOW, &named) != 0 || own.dev != named.dev || own.ino != named.ino;
 }
 
 // Proves that the descriptor, flocked a moment ago, still names the file
@@ -488,8 +486,7 @@ bool ReadRecordOnce(int fd, std::string* out) {
   ssize_t n;
   do n = pread(fd, buf, sizeof buf, 0);
   while (n < 0 && errno == EINTR);
-  if (n < static_cast<ssize_t>(kHeaderLen) || memcmp(buf, "IL1 ", 4) != 0 || buf[12] != ' ' ||
-      buf[21] != '\n')
+  if (n < static_cast<ssize_t>(kHeaderLen) || memcmp(buf, "IL1 ", 4) != 0 || buf[12] != ' ' || buf[21] != '\n')
     return false;
   uint32_t len = 0, sum = 0;
   if (!ParseHex8(&buf[4], &len) || !ParseHex8(&buf[13], &sum) || len > kMaxRecord) return false;
@@ -656,6 +653,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+#if !IL_LINUX || !defined(F_OFD_GETLK)
 // F_GETLK. Linux keeps flock locks apart from fcntl ones, so there its
 // F_GETLK never reports a flock: the portable build gets F_GETLK as the BSDs
 // answer it from the conformance tests (test/conformance/bsd-getlk.cc).
@@ -666,6 +664,7 @@ int GetLk(int fd, struct flock* fl) {
   return fcntl(fd, F_GETLK, fl);
 #endif
 }
+#endif
 
 // probe(path) -> null (no file) | [held, record|null, dev, ino]
 // Takes no lock of any kind, so it can never make a concurrent acquire fail.
@@ -854,8 +853,8 @@ Napi::Value SameFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Utf8Arg name(env, info[2]);
   if (!name.ok()) return env.Undefined();
-  bool same = !Orphaned(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
-                        name.c_str(), kCheckName);
+  bool same = !Orphaned(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), name.c_str(),
+                        kCheckName);
   return Napi::Boolean::New(env, same);
 }
 
@@ -902,7 +901,7 @@ struct WaitThread {
 
 pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t g_let_go = PTHREAD_COND_INITIALIZER;  // a thread let go of a cancelled wait
-std::vector<WaitThread*> g_idle;                    // guarded by g_mutex
+std::vector<WaitThread*> g_idle;                     // guarded by g_mutex
 constexpr size_t kMaxIdle = 4;
 int g_wake_signal = 0;  // guarded by g_mutex; set once per process
 
@@ -935,8 +934,7 @@ int WakeSignal() {
     return 0;
   for (int sig = SIGRTMAX; sig >= SIGRTMIN; sig--) {
     struct sigaction old;
-    if (sigaction(sig, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL)
-      continue;
+    if (sigaction(sig, nullptr, &old) != 0 || (old.sa_flags & SA_SIGINFO) != 0 || old.sa_handler != SIG_DFL) continue;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = OnWakeSignal;
@@ -975,7 +973,7 @@ struct BlockingWait {
   int state = -1;
   int err = 0;
   const char* syscall = "flock";
-  double at = 0;  // kWaitAcquired: ms since the epoch
+  double at = 0;           // kWaitAcquired: ms since the epoch
   bool cancelled = false;  // loop thread only
 };
 
@@ -994,7 +992,7 @@ struct Waits {
   size_t referenced = 0;              // active waits not cancelled
   uint32_t next_id = 1;
   pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-  std::vector<BlockingWait*> ended;   // guarded by mutex
+  std::vector<BlockingWait*> ended;  // guarded by mutex
 };
 
 void Report(BlockingWait* w) {
@@ -1017,8 +1015,8 @@ double StampNow(char* out) {
   struct tm tm;
   gmtime_r(&secs, &tm);
   char buf[64];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+           tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
   memcpy(out, buf, 24);
   return static_cast<double>(secs) * 1000 + ms;
 }
@@ -1251,8 +1249,7 @@ void OnWaitsEnded(uv_async_t* handle) {
     napi_value fn, resource, argv[4], ret;
     bool ok = napi_get_reference_value(env, waits->callback, &fn) == napi_ok &&
               napi_get_reference_value(env, waits->resource, &resource) == napi_ok &&
-              napi_create_uint32(env, id, &argv[0]) == napi_ok &&
-              napi_create_int32(env, state, &argv[1]) == napi_ok &&
+              napi_create_uint32(env, id, &argv[0]) == napi_ok && napi_create_int32(env, state, &argv[1]) == napi_ok &&
               napi_create_double(env, value, &argv[2]) == napi_ok &&
               napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &argv[3]) == napi_ok;
     // MakeCallback drains the microtask and nextTick queues afterwards, as
@@ -1348,8 +1345,8 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
       return napi_env_.Undefined();
     }
     const char* json = record.c_str();
-    const char* at = static_cast<const char*>(
-        memmem(json, record.size(), kStampPlaceholder, sizeof kStampPlaceholder - 1));
+    const char* at =
+        static_cast<const char*>(memmem(json, record.size(), kStampPlaceholder, sizeof kStampPlaceholder - 1));
     if (at != nullptr) {
       w->record.assign(record.base(), kHeaderLen + record.size());
       w->stamp_at = static_cast<size_t>(at - json);

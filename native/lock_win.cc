@@ -149,9 +149,7 @@ struct MutantOwnerInformation {
 
 typedef ULONG(NTAPI* RtlNtStatusToDosErrorFn)(LONG);
 
-FARPROC Ntdll(const char* fn) {
-  return GetProcAddress(GetModuleHandleW(L"ntdll.dll"), fn);
-}
+FARPROC Ntdll(const char* fn) { return GetProcAddress(GetModuleHandleW(L"ntdll.dll"), fn); }
 
 NtQueryMutantFn QueryMutant() {
   static NtQueryMutantFn fn = reinterpret_cast<NtQueryMutantFn>(reinterpret_cast<void*>(Ntdll("NtQueryMutant")));
@@ -284,7 +282,8 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     // (MutantOwnerInformation). Wine does not, and then the holder record,
     // verified against the process's creation time, is all there is.
     MutantOwnerInformation who = {};
-    if (query(h, 1, &who, sizeof who, nullptr) >= 0) owner = static_cast<double>(reinterpret_cast<uintptr_t>(who.UniqueProcess));
+    if (query(h, 1, &who, sizeof who, nullptr) >= 0)
+      owner = static_cast<double>(reinterpret_cast<uintptr_t>(who.UniqueProcess));
   }
   CloseHandle(h);
   Napi::Array out = Napi::Array::New(env, 2);

@@ -44,7 +44,10 @@ const addonApi = path.dirname(require.resolve('node-addon-api/package.json'))
 
 const sources = ['binding.cc', 'sha256.cc', 'lock_posix.cc', 'process_posix.cc'].map((f) => path.join(root, 'native', f))
 sources.push(path.join(root, 'test', 'conformance', 'bsd-getlk.cc'))
-const headers = fs.readdirSync(path.join(root, 'native')).filter((f) => f.endsWith('.h')).map((f) => path.join(root, 'native', f))
+const headers = fs
+  .readdirSync(path.join(root, 'native'))
+  .filter((f) => f.endsWith('.h'))
+  .map((f) => path.join(root, 'native', f))
 const cxx = process.env.CXX ?? 'g++'
 // As binding.gyp and node-gyp's defaults build the addon, plus the define.
 const args = [

@@ -25,11 +25,7 @@ const out = path.join(root, `dist.${process.pid}`)
 fs.rmSync(out, { recursive: true, force: true })
 
 try {
-  execFileSync(
-    process.execPath,
-    [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json'), '--emitDeclarationOnly', '--outDir', out],
-    { stdio: 'inherit' },
-  )
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json'), '--emitDeclarationOnly', '--outDir', out], { stdio: 'inherit' })
   await esbuild.build({
     entryPoints: { lib: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli.ts'), win32: path.join(root, 'src/win32.ts') },
     outdir: out,
@@ -58,7 +54,10 @@ try {
   // which the lexer would follow, scanning the bundle after all.
   const annotation = /0 && \(module\.exports = \{([^}]+)\}\)/.exec(fs.readFileSync(path.join(out, 'lib.js'), 'utf8'))
   if (annotation === null) throw new Error('build-ts: no export annotation in the CommonJS bundle: `import` of the package would see no names')
-  const names = annotation[1].split(',').map((n) => n.trim()).filter((n) => n !== '')
+  const names = annotation[1]
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '')
   fs.writeFileSync(
     path.join(out, 'index.js'),
     `'use strict'\n// The package's main; the library is lib.js (see scripts/build-ts.mjs).\n` +

@@ -61,8 +61,6 @@ const args = [
   '-O2',
   '-Wall',
   '-Wextra',
-  '-Wno-unused-parameter',
-  '-Wno-cast-function-type',
   '-DBUILDING_NODE_EXTENSION',
   '-DUNICODE',
   '-D_UNICODE',

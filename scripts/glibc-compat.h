@@ -59,9 +59,7 @@ static inline int instance_lock_stat(const char* path, struct stat* st) {
 static inline int instance_lock_lstat(const char* path, struct stat* st) {
   return __lxstat(INSTANCE_LOCK_STAT_VER, path, st);
 }
-static inline int instance_lock_fstat(int fd, struct stat* st) {
-  return __fxstat(INSTANCE_LOCK_STAT_VER, fd, st);
-}
+static inline int instance_lock_fstat(int fd, struct stat* st) { return __fxstat(INSTANCE_LOCK_STAT_VER, fd, st); }
 static inline int instance_lock_fstatat(int dirfd, const char* path, struct stat* st, int flags) {
   return __fxstatat(INSTANCE_LOCK_STAT_VER, dirfd, path, st, flags);
 }

@@ -11,7 +11,7 @@ let target
 try {
   target = fs.readlinkSync(link)
 } catch (err) {
-  if (err.code !== 'ENOENT') throw new Error(`link-self: ${link} exists and is not a link to this checkout; remove it`)
+  if (err.code !== 'ENOENT') throw new Error(`link-self: ${link} exists and is not a link to this checkout; remove it`, { cause: err })
 }
 if (target === undefined) {
   fs.mkdirSync(path.dirname(link), { recursive: true })

@@ -54,7 +54,7 @@ function scratchCopy(target, extraInputs = []) {
     execFileSync('tar', ['-x', '-C', dir], { input: tar })
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true })
-    throw new Error(`${target}: cannot take ${inputs.join(', ')} from HEAD: ${err.stderr?.toString().trim() || err.message}`)
+    throw new Error(`${target}: cannot take ${inputs.join(', ')} from HEAD: ${err.stderr?.toString().trim() || err.message}`, { cause: err })
   }
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'), 'dir')
   return dir

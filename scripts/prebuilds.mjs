@@ -34,7 +34,11 @@ export function sourcesDigest(root) {
   }
   walk('native')
   const hash = createHash('sha256')
-  for (const f of files.sort()) hash.update(`${f}\0`).update(fs.readFileSync(path.join(root, f))).update('\0')
+  for (const f of files.sort())
+    hash
+      .update(`${f}\0`)
+      .update(fs.readFileSync(path.join(root, f)))
+      .update('\0')
   return hash.digest('hex')
 }
 
@@ -42,12 +46,19 @@ export function sourcesDigest(root) {
 export function recordedDigests(root) {
   const file = path.join(root, SOURCES_FILE)
   const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : ''
-  return Object.fromEntries(text.split('\n').filter(Boolean).map((line) => line.split(' ').reverse()))
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split(' ').reverse()),
+  )
 }
 
 export function recordDigest(root, target, digest) {
   const all = { ...recordedDigests(root), [target]: digest }
-  const lines = Object.keys(all).sort().map((t) => `${all[t]} ${t}\n`)
+  const lines = Object.keys(all)
+    .sort()
+    .map((t) => `${all[t]} ${t}\n`)
   fs.writeFileSync(path.join(root, SOURCES_FILE), lines.join(''))
 }
 
@@ -64,7 +75,19 @@ export const LINUX_CEILINGS = { GLIBC: '2.28', GLIBCXX: '3.4.21', CXXABI: '1.3.9
  * these and node.exe; anything else (libstdc++-6.dll, libwinpthread-1.dll,
  * a VC++ redistributable) would be missing on a user's machine.
  */
-const WINDOWS_SYSTEM_DLLS = new Set(['kernel32.dll', 'advapi32.dll', 'ntdll.dll', 'msvcrt.dll', 'ucrtbase.dll', 'user32.dll', 'shell32.dll', 'ole32.dll', 'bcrypt.dll', 'ws2_32.dll', 'psapi.dll'])
+const WINDOWS_SYSTEM_DLLS = new Set([
+  'kernel32.dll',
+  'advapi32.dll',
+  'ntdll.dll',
+  'msvcrt.dll',
+  'ucrtbase.dll',
+  'user32.dll',
+  'shell32.dll',
+  'ole32.dll',
+  'bcrypt.dll',
+  'ws2_32.dll',
+  'psapi.dll',
+])
 
 const ELF_MACHINES = { 0x3e: 'x64', 0xb7: 'arm64' }
 const PE_MACHINES = { 0x8664: 'x64', 0xaa64: 'arm64' }

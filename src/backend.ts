@@ -121,7 +121,7 @@ export function entriesOf(dir: string): string[] {
  */
 export function makeDirs(dir: string): void {
   const missing: string[] = []
-  for (let p = dir; ; ) {
+  for (let p = dir; ;) {
     const absent = makeDir(p)
     if (absent === undefined) break
     const parent = dirname(p)

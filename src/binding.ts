@@ -45,5 +45,78 @@ function load(): unknown {
   return (require('node-gyp-build') as typeof import('node-gyp-build'))(root)
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const native: any = load()
+/** What native/binding.cc exports on every platform. */
+interface Common {
+  /** sha256(text) -> hex digest of its UTF-8 bytes. */
+  sha256(text: string): string
+}
+
+/**
+ * The Unix primitives (native/lock_posix.cc, native/process_posix.cc), whose
+ * comments say what each does. Descriptors are plain numbers; `checks` is a
+ * mask of the CHECK_ constants.
+ */
+export interface PosixAddon extends Common {
+  platform: 'posix'
+  AT_FDCWD: number
+  CHECK_MODE: number
+  CHECK_NAME: number
+  CHECK_OWNER: number
+  /** Whether the addon was loaded on the process's main thread. */
+  INITIAL_THREAD: boolean
+  /** Whether the kernel can show who holds a flock (/proc on Linux); false in the portable build. */
+  PROVES_HOLDERS: boolean
+  open(dirfd: number, name: string, mode: number, checks: number): [fd: number, writable: boolean]
+  /** 0 acquired, 1 held, 2 stale (reopen). */
+  lock(fd: number, dirfd: number, name: string, writable: boolean, mode: number, checks: number, record: string | null): number
+  /** fd or ~fd (acquired, ~fd read-only) | the holder's record | with `keep`, the descriptor to wait on. */
+  acquire(
+    dirfd: number,
+    name: string,
+    mode: number,
+    checks: number,
+    record: string | null,
+    keep: boolean,
+    spare: number,
+    spareWritable: boolean,
+  ): number | string | null | [fd: number, writable: boolean]
+  probe(path: string): [held: boolean, record: string | null, dev: number, ino: number] | null
+  readRecord(fd: number): string | null
+  writeRecord(fd: number, json: string): void
+  flock(fd: number, shared: boolean, nonblocking: boolean): boolean
+  close(fd: number): void
+  openDir(path: string): number
+  release(fd: number): void
+  unlock(fd: number): void
+  /** statfs magic number (Linux) or type name (BSD, macOS). */
+  fsType(path: string): number | string
+  hostname(): string | undefined
+  sameFile(fd: number, dirfd: number, name: string): boolean
+  // Linux only: waits that block on a thread of the addon's, and pidfds.
+  waitInit?: (callback: (id: number, state: number, value: number, syscall: string) => void) => boolean
+  waitStart?: (fd: number, dirfd: number, name: string, writable: boolean, mode: number, checks: number, record: string | null) => number
+  waitCancel?: (id: number) => void
+  pidfdOpen?: (pid: number) => number
+  pidfdSignal?: (pidfd: number, signal: number) => void
+}
+
+/** The Windows primitives (native/lock_win.cc). */
+export interface Win32Addon extends Common {
+  platform: 'win32'
+  /** [handle, abandoned] | null (held). */
+  acquire(name: string, machine: boolean): [handle: number, abandoned: boolean] | null
+  release(handle: number): void
+  /** null (no such mutex) | [held, ownerPid (0: unknown)]. */
+  probe(name: string): [held: boolean, owner: number] | null
+  waitStart(name: string, machine: boolean, callback: (state: number, winerror: number) => void): number
+  waitStop(id: number): void
+  userSid(): string
+  knownFolder(which: 'LocalAppData' | 'ProgramData'): string
+  /** Creation time (100 ns since 1601, decimal) | null (no such live process) | false (not ours to query). */
+  processStartTime(pid: number): string | null | false
+  terminate(pid: number, startTime: string): boolean
+  makeSharedDir(path: string): void
+}
+
+// The addon's shape is the C++ code's to give: stated here, once.
+export const native = load() as PosixAddon | Win32Addon

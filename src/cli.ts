@@ -225,13 +225,16 @@ type Values = Record<string, string | boolean | undefined>
 function parse(verb: Verb, args: string[], options: Record<string, { type: 'string' | 'boolean' }>): { values: Values; positionals: string[] } {
   try {
     const r = parseArgs({ args, options: { ...IDENTITY_OPTIONS, ...options }, allowPositionals: true, strict: true })
-    return { values: r.values as Values, positionals: r.positionals }
+    return { values: r.values, positionals: r.positionals }
   } catch (e) {
     let message = (e as Error).message.replace(/\s*\n\s*/g, ' ')
     // Its advice to put an unknown option after '--' would mislead here
     // (after '--' comes `run`'s COMMAND): keep the sentence naming the option.
     if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') message = message.split('. ')[0]!
-    throw new UsageError(verb, message.replace(/^\w/, (c) => c.toLowerCase()))
+    throw new UsageError(
+      verb,
+      message.replace(/^\w/, (c) => c.toLowerCase()),
+    )
   }
 }
 
@@ -243,7 +246,10 @@ function usage<T>(verb: Verb, check: () => T): T {
     const code = (e as { code?: string }).code
     if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') {
       const message = (e as Error).message.replace(/`(\w+)`/, (_, n: string) => (n === 'name' ? 'NAME' : `--${n}`))
-      throw new UsageError(verb, message.replace(/^\w/, (c) => c.toLowerCase()))
+      throw new UsageError(
+        verb,
+        message.replace(/^\w/, (c) => c.toLowerCase()),
+      )
     }
     throw e
   }
@@ -278,9 +284,7 @@ function milliseconds(verb: Verb, option: string, value: string): number {
 function signalName(value: string): NodeJS.Signals {
   const signals = constants.signals as Record<string, number>
   const upper = value.toUpperCase()
-  const name = /^\d+$/.test(upper)
-    ? Object.keys(signals).find((s) => signals[s] === Number(upper))
-    : upper.startsWith('SIG') ? upper : `SIG${upper}`
+  const name = /^\d+$/.test(upper) ? Object.keys(signals).find((s) => signals[s] === Number(upper)) : upper.startsWith('SIG') ? upper : `SIG${upper}`
   if (name === undefined || !Object.hasOwn(signals, name)) {
     throw new UsageError('stop', `unknown signal ${JSON.stringify(value)}: use a name such as TERM, INT, HUP or KILL`)
   }
@@ -335,7 +339,7 @@ function compare<T extends string | number>(a: T, b: T): number {
  * `--key` must not look like "nothing runs"; failing those, for a name no
  * lock file has, held locks whose names are a typo away. Empty if none.
  */
-function elsewhere(verb: 'status' | 'stop', wanted: Pick<LockStatus, 'name' | 'key' | 'scope'>, dir: string | undefined): string {
+function elsewhere(verb: 'status' | 'stop', wanted: { name: string; key?: string | undefined; scope: LockStatus['scope'] }, dir: string | undefined): string {
   const all: LockStatus[] = []
   for (const scope of ['user', 'machine'] as const) {
     try {
@@ -419,7 +423,16 @@ function statusTable(all: LockStatus[], withScope: boolean): string {
     ])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n'
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  )
 }
 
 /** `ready` once the holder called ready() (or run --ready started COMMAND), `starting` until then. */
@@ -481,10 +494,9 @@ async function stopVerb(args: string[]): Promise<number> {
       return EXIT_HELD
     case 'unproven': {
       const rec = e.holder === undefined ? '' : ` (its record names pid ${e.holder.pid} on ${e.holder.hostname})`
-      const why =
-        PROVES_HOLDERS
-          ? 'The holder may run as another user or in another pid namespace (a container): run stop there, or as root.'
-          : `This system cannot tell which process holds a flock.${e.holder === undefined ? '' : ` If pid ${e.holder.pid} is the holder, stop it yourself: kill ${e.holder.pid}`}`
+      const why = PROVES_HOLDERS
+        ? 'The holder may run as another user or in another pid namespace (a container): run stop there, or as root.'
+        : `This system cannot tell which process holds a flock.${e.holder === undefined ? '' : ` If pid ${e.holder.pid} is the holder, stop it yourself: kill ${e.holder.pid}`}`
       err(`${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n`)
       return EXIT_HELD
     }
@@ -501,7 +513,10 @@ async function waitVerb(args: string[]): Promise<number> {
     return 0
   }
   if (positionals.length !== 1) {
-    throw new UsageError('wait', positionals.length === 0 ? 'missing NAME: which lock to wait for' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
+    throw new UsageError(
+      'wait',
+      positionals.length === 0 ? 'missing NAME: which lock to wait for' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`,
+    )
   }
   const { name, ...opts } = identity('wait', positionals[0], values)
   const timeout = values.timeout === undefined ? DEFAULT_WAIT_FOR_TIMEOUT : milliseconds('wait', '--timeout', values.timeout as string)

@@ -25,7 +25,6 @@ import type { Holder } from './types.js'
  * nothing: there the first worker holds the lock and the others conflict.
  */
 export function heldByPrimary(loc: Location, holder?: Holder): Lock | undefined {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   if (process.send === undefined || !(require('node:cluster') as typeof import('node:cluster').default).isWorker) return undefined
   if (holder === undefined) {
     const p = backend.probe(loc)

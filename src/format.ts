@@ -13,14 +13,18 @@ export function conflictMessage(loc: Pick<Location, 'name' | 'key' | 'scope'>, h
     const age = Number.isNaN(since.getTime()) ? '' : ` (${formatAge(Date.now() - since.getTime())} ago)`
     lines[0] += ` as pid ${holder.pid} on ${holder.hostname}, since ${holder.startedAt}${age}`
     if (holder.data !== undefined && Object.keys(holder.data).length > 0) {
-      lines.push(`  data: ${Object.entries(holder.data).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`)
+      lines.push(
+        `  data: ${Object.entries(holder.data)
+          .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+          .join(' ')}`,
+      )
     }
   }
   lines.push(`  stop it with: ${stopCommand(loc, dir)}`)
   return lines.join('\n') + '\n'
 }
 
-export function stopCommand(loc: Pick<Location, 'name' | 'key' | 'scope'>, dir?: string): string {
+function stopCommand(loc: Pick<Location, 'name' | 'key' | 'scope'>, dir?: string): string {
   const args = ['npx', 'instance-lock', 'stop', loc.name]
   if (loc.scope === 'machine') args.push('--scope', 'machine')
   if (loc.key !== undefined) args.push('--key', shellQuote(loc.key))
@@ -39,4 +43,3 @@ export function formatAge(ms: number): string {
   if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`
   return `${Math.floor(s / 86400)}d${String(Math.floor(s / 3600) % 24).padStart(2, '0')}h`
 }
-

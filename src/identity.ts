@@ -47,7 +47,7 @@ function isPathLike(key: string): boolean {
  * not even the working directory exists.
  */
 function throughParent(key: string): { real: string; probe: string } | undefined {
-  for (let end = key.length; ; ) {
+  for (let end = key.length; ;) {
     let cut = end - 1
     while (cut >= 0 && !isSeparator(key[cut])) cut--
     let parent: string | undefined
@@ -81,7 +81,7 @@ function throughParent(key: string): { real: string; probe: string } | undefined
  * would cost a keyed lock's first use ~6 ms).
  */
 export function keyHash(canonical: string): string {
-  return (native.sha256(canonical) as string).slice(0, 32)
+  return native.sha256(canonical).slice(0, 32)
 }
 
 // Case-insensitive file systems (macOS APFS/HFS+ by default, Windows, Linux

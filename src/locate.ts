@@ -12,9 +12,9 @@ let size = 0
 
 function namesIn(scope: string, dir: string): Map<string, Location> {
   let byDir = located.get(scope)
-  if (byDir === undefined) located.set(scope, (byDir = new Map()))
+  if (byDir === undefined) located.set(scope, (byDir = new Map<string, Map<string, Location>>()))
   let byName = byDir.get(dir)
-  if (byName === undefined) byDir.set(dir, (byName = new Map()))
+  if (byName === undefined) byDir.set(dir, (byName = new Map<string, Location>()))
   return byName
 }
 

@@ -89,7 +89,15 @@ export class Lock implements Disposable {
   // Private, so that the published declaration is `private constructor()`
   // and a consumer's `new Lock()` does not compile; the token keeps
   // JavaScript out. `construct`, below, is the one way in.
-  private constructor(t: symbol, backend: Pick<Backend, 'release' | 'update' | 'lost'>, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false) {
+  private constructor(
+    t: symbol,
+    backend: Pick<Backend, 'release' | 'update' | 'lost'>,
+    loc: Location,
+    handle: unknown,
+    acquiredAt: Date,
+    data: string | undefined,
+    recovered = false,
+  ) {
     if (t !== token) throw new TypeError('Lock objects come from tryLock(), lock() or singleInstance()')
     this.name = loc.name
     if (loc.key !== undefined) this.key = loc.key

@@ -10,6 +10,6 @@ import { posix } from './posix.js'
 // Windows.
 export const backend: Backend =
   native.platform === 'win32'
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ? (require('./win32.js') as typeof import('./win32.js')).createWin32({ native, registry, abortError, systemError, keyHash, entriesOf, makeDirs })
+    ? // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('./win32.js') as typeof import('./win32.js')).createWin32({ native, registry, abortError, systemError, keyHash, entriesOf, makeDirs })
     : posix

@@ -3,11 +3,16 @@ import type { Stats } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import { entriesOf, makeDirs } from './backend.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
-import { native } from './binding.js'
+import { native as addon } from './binding.js'
+import type { PosixAddon } from './binding.js'
 import { abortError, fromNative, systemError, withPath } from './errors.js'
 import { flockHeldBy, flockHolders, flockTaker } from './proc.js'
 import { signalHolder } from './signal.js'
 import type { Scope } from './types.js'
+
+// This backend runs only where the addon is the Unix one (src/platform.ts
+// chooses); on Windows this module is loaded but never called.
+const native = addon as PosixAddon
 
 /**
  * Unix: one file per lock, `flock(LOCK_EX|LOCK_NB)` on a descriptor opened
@@ -16,7 +21,7 @@ import type { Scope } from './types.js'
  * place. See docs/how-it-works.md.
  */
 
-export interface PosixLocation extends Location {
+interface PosixLocation extends Location {
   dir: string
   file: string
   kind: 'user' | 'machine' | 'custom'
@@ -24,7 +29,7 @@ export interface PosixLocation extends Location {
   enforceMode: boolean
 }
 
-export interface PosixHandle {
+interface PosixHandle {
   fd: number
   writable: boolean
 }
@@ -50,7 +55,7 @@ let root: string | undefined
  * systemd-tmpfiles and not replaced by systemd's PrivateTmp=, which would
  * give a service its own /tmp.
  */
-export function lockRoot(): string {
+function lockRoot(): string {
   if (root === undefined) {
     root = '/tmp'
     if (process.platform === 'linux') {
@@ -152,7 +157,7 @@ function openDir(loc: PosixLocation, create = false): Dir {
 // opened it (a Worker's, when it ends).
 function openDirFd(dir: string): number {
   try {
-    return native.openDir(dir) as number
+    return native.openDir(dir)
   } catch (err) {
     fromNative(err, dir)
   }
@@ -412,13 +417,22 @@ interface Waiter {
 
 const queues = new Map<string, Waiter[]>()
 const blocked = new Map<number, Waiter>()
-// Whether waits block in the kernel on a thread of the addon's; decided at
-// the first wait (Linux, unless no real-time signal is free to wake them).
-let blocking: boolean | undefined
+// The addon's waits that block in the kernel on a thread of its own, or null
+// where waits retry instead; decided at the first wait (Linux has them,
+// unless no real-time signal is free to wake them).
+interface BlockingWaits {
+  start: NonNullable<PosixAddon['waitStart']>
+  cancel: NonNullable<PosixAddon['waitCancel']>
+}
+let blocking: BlockingWaits | null | undefined
 let pending = 0
 
-function canBlock(): boolean {
-  if (blocking === undefined) blocking = typeof native.waitInit === 'function' && native.waitInit(onWaitEnded) === true
+function blockingWaits(): BlockingWaits | null {
+  if (blocking === undefined) {
+    const { waitInit, waitStart, waitCancel } = native
+    const can = waitInit !== undefined && waitStart !== undefined && waitCancel !== undefined && waitInit(onWaitEnded)
+    blocking = can ? { start: waitStart, cancel: waitCancel } : null
+  }
   return blocking
 }
 let checkTimer: NodeJS.Timeout | undefined
@@ -426,7 +440,7 @@ let checkTimer: NodeJS.Timeout | undefined
 function openWaiterFd(w: Waiter): void {
   for (let attempt = 0; ; attempt++) {
     try {
-      const [fd, writable] = native.open(w.dir.fd, fileArg(w.loc), w.loc.mode, checksOf(w.loc, w.dir)) as [number, boolean]
+      const [fd, writable] = native.open(w.dir.fd, fileArg(w.loc), w.loc.mode, checksOf(w.loc, w.dir))
       w.fd = fd
       w.writable = writable
       return
@@ -451,10 +465,13 @@ function pump(id: string): void {
       const at = w.tried ? -1 : attempt(w)
       w.tried = false
       if (at >= 0) acquired(w, at)
-      else if (canBlock()) {
-        const { loc } = w
-        w.blocked = native.waitStart(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(0)) as number
-        blocked.set(w.blocked, w)
+      else {
+        const waits = blockingWaits()
+        if (waits !== null) {
+          const { loc } = w
+          w.blocked = waits.start(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(0))
+          blocked.set(w.blocked, w)
+        }
       }
     } catch (err) {
       settle(w)
@@ -506,7 +523,7 @@ function attempt(w: Waiter): number {
   for (let i = 0; i < 64; i++) {
     const at = Date.now()
     const { loc } = w
-    const state = native.lock(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(at)) as number
+    const state = native.lock(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(at))
     if (state === ACQUIRED) return at
     if (state !== STALE) return -1
     reopen(w)
@@ -527,8 +544,9 @@ function reopen(w: Waiter): void {
  * if the thread took it just now), so a settled wait holds nothing.
  */
 function unblock(w: Waiter): void {
-  if (w.blocked === undefined) return
-  native.waitCancel(w.blocked)
+  // Only blocking waits set `blocked`.
+  if (w.blocked === undefined || !blocking) return
+  blocking.cancel(w.blocked)
   blocked.delete(w.blocked)
   w.blocked = undefined
   w.fd = -1
@@ -625,7 +643,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
     }
     if (first === undefined) openWaiterFd(w)
     else [w.fd, w.writable, w.tried] = [first[0], first[1], true]
-    canBlock()
+    blockingWaits()
     pending++
     keepAlive()
     let q = queues.get(loc.id)
@@ -635,7 +653,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
       w.timer = setTimeout(() => {
         // The holder as it is now (a blocked wait's descriptor is ours to
         // read until it is cancelled).
-        const held = w.fd >= 0 ? (native.readRecord(w.fd) as string | null) : null
+        const held = w.fd >= 0 ? native.readRecord(w.fd) : null
         settle(w)
         resolve({ held: true, record: held })
       }, timeout)
@@ -672,8 +690,9 @@ function taker(l: Location): number | undefined {
 // verified, so the process signalled is the one verified (src/signal.ts).
 // Without pidfds (an older kernel, a seccomp filter that refuses them; or not
 // Linux, where no holder is ever proven) it is verified right before
-// kill(pid). Whether pidfd_open works is learned once.
-let pidfds: boolean = typeof native.pidfdOpen === 'function'
+// kill(pid). Whether pidfd_open works is learned once: null once it does not.
+let pidfds: { open: NonNullable<PosixAddon['pidfdOpen']>; signal: NonNullable<PosixAddon['pidfdSignal']> } | null =
+  native.pidfdOpen !== undefined && native.pidfdSignal !== undefined ? { open: native.pidfdOpen, signal: native.pidfdSignal } : null
 
 function terminate(l: Location, pid: number, signal: NodeJS.Signals): boolean {
   return signalHolder(pid, signal, {
@@ -686,14 +705,14 @@ function terminate(l: Location, pid: number, signal: NodeJS.Signals): boolean {
 }
 
 function openPidfd(pid: number): number | null {
-  if (!pidfds) return null
+  if (pidfds === null) return null
   try {
-    return native.pidfdOpen(pid) as number
+    return pidfds.open(pid)
   } catch (err) {
     // A seccomp filter refuses with ENOSYS or EPERM (pidfd_open itself has no
     // EPERM case).
     if (unsupported(err, true)) {
-      pidfds = false
+      pidfds = null
       return null
     }
     fromNative(err, String(pid))
@@ -704,13 +723,14 @@ function signalPidfd(fd: number, pid: number, signal: NodeJS.Signals): void {
   // node:os only on this path: the guard's start-up would pay for it.
   const number = (require('node:os') as typeof import('node:os')).constants.signals[signal]
   try {
-    native.pidfdSignal(fd, number)
+    // Set: `fd` came from pidfds.open, and only this call unsets it after that.
+    pidfds!.signal(fd, number)
   } catch (err) {
     // pidfd_open allowed but pidfd_send_signal refused (a seccomp filter):
     // the holder was verified after the pidfd was opened, as it would have
     // been without one.
     if (unsupported(err, false)) {
-      pidfds = false
+      pidfds = null
       process.kill(pid, signal)
       return
     }

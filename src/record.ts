@@ -30,7 +30,8 @@ export function isoAt(ms: number): string {
     const month = mp < 10 ? mp + 3 : mp - 9
     const year = yoe + era * 400 + (month <= 2 ? 1 : 0)
     const msPart = t % 1000
-    iso = `${year}-${pad2(month)}-${pad2(day)}T${pad2(Math.floor(t / 3_600_000))}:${pad2(Math.floor(t / 60_000) % 60)}:` +
+    iso =
+      `${year}-${pad2(month)}-${pad2(day)}T${pad2(Math.floor(t / 3_600_000))}:${pad2(Math.floor(t / 60_000) % 60)}:` +
       `${pad2(Math.floor(t / 1000) % 60)}.${msPart < 100 ? (msPart < 10 ? '00' : '0') : ''}${msPart}Z`
     isoMs = ms
   }
@@ -64,7 +65,7 @@ let host: string | undefined
  */
 export function hostName(): string {
   if (host === undefined) {
-    const name = typeof native.hostname === 'function' ? (native.hostname() as string | undefined) : undefined
+    const name = native.platform === 'posix' ? native.hostname() : undefined
     host = name ?? (require('node:os') as typeof import('node:os')).hostname()
   }
   return host
@@ -117,14 +118,14 @@ let lastText: string | undefined
 let lastHolder: Holder | undefined
 
 function parseHolder(text: string): Holder | undefined {
-  let r: Record<string, unknown>
+  let r: unknown
   try {
     r = JSON.parse(text)
   } catch {
     return undefined
   }
   if (r === null || typeof r !== 'object') return undefined
-  const { pid, hostname: host, startedAt, name, scope, key, data, ready } = r
+  const { pid, hostname: host, startedAt, name, scope, key, data, ready } = r as Record<string, unknown>
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined
   if (typeof host !== 'string' || typeof startedAt !== 'string' || typeof name !== 'string') return undefined
   if (scope !== 'user' && scope !== 'machine') return undefined

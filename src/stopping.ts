@@ -222,7 +222,7 @@ export function next(s: Stopping, o: Observation, now: number): Next {
       const seen = sighting(o)
       const e: Outcome = { state: 'gone', forced: s.forced, successor: s.successor! }
       if (s.signalled.length > 0) e.pid = s.signalled[0]!
-      if (!seen.free && seen.holder?.pid === s.successor) e.holder = seen.holder
+      if (!seen.free && seen.holder !== undefined && seen.holder.pid === s.successor) e.holder = seen.holder
       return end(s, e)
     }
   }

@@ -4,8 +4,8 @@ import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
 // Every check here runs before anything touches a file or a kernel object.
 
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/
-export const MAX_KEY = 4096
-export const MAX_DATA = 16 * 1024
+const MAX_KEY = 4096
+const MAX_DATA = 16 * 1024
 
 export function checkName(name: unknown): string {
   if (typeof name !== 'string') throw invalidArgType('name', 'a string', name)
@@ -74,8 +74,7 @@ export function checkBoolean(value: unknown, name: string): boolean | undefined 
 
 export function checkSignal(signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined
-  if (signal === null || typeof signal !== 'object' || typeof (signal as AbortSignal).aborted !== 'boolean' ||
-      typeof (signal as AbortSignal).addEventListener !== 'function') {
+  if (signal === null || typeof signal !== 'object' || typeof (signal as AbortSignal).aborted !== 'boolean' || typeof (signal as AbortSignal).addEventListener !== 'function') {
     throw invalidArgType('signal', 'an AbortSignal', signal)
   }
   return signal as AbortSignal

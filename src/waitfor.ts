@@ -135,9 +135,9 @@ export async function waitFor(name: string, options?: WaitForOptions): Promise<L
 function timedOut(loc: Location, ready: boolean, timeout: number, last: LockStatus): Error {
   const what = describeLock(loc)
   const by = last.holder === undefined ? '' : ` by pid ${last.holder.pid}`
-  const err = new Error(
-    ready && last.locked ? `${what} is held${by} but was not ready within ${timeout} ms` : `${what} was not held within ${timeout} ms`,
-  ) as Error & { code: string }
+  const err = new Error(ready && last.locked ? `${what} is held${by} but was not ready within ${timeout} ms` : `${what} was not held within ${timeout} ms`) as Error & {
+    code: string
+  }
   err.code = 'ETIMEDOUT'
   return err
 }

@@ -1,6 +1,7 @@
 import { readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { getSystemErrorMap } from 'node:util'
+import type { Win32Addon } from './binding.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
 import type { abortError as AbortErrorOf, systemError as SystemErrorOf, SystemError } from './errors.js'
 import type { Lock } from './lock.js'
@@ -22,7 +23,7 @@ import type { Scope } from './types.js'
  * into it as `<name>[@<key hash>][+machine].lock`.
  */
 
-export interface WinLocation extends Location {
+interface WinLocation extends Location {
   machine: boolean
   /** Directory of the holder record. */
   dir: string
@@ -32,7 +33,7 @@ export interface WinLocation extends Location {
 }
 
 /** Owned by the JS thread (`mutex`) or by a waiter thread (`waiter`). */
-export type WinHandle = { mutex: number; recovered: boolean } | { waiter: number; recovered: boolean }
+type WinHandle = { mutex: number; recovered: boolean } | { waiter: number; recovered: boolean }
 
 const NAME_RE = /^([A-Za-z0-9_-][A-Za-z0-9._-]{0,63}?)(?:@([0-9a-f]{32}))?(\+machine)?\.lock$/
 
@@ -43,7 +44,7 @@ function knownFolder(which: 'LocalAppData' | 'ProgramData'): string {
   let p = folders.get(which)
   if (p === undefined) {
     try {
-      p = native.knownFolder(which) as string
+      p = native.knownFolder(which)
     } catch (err) {
       fromNative(err, which)
     }
@@ -85,13 +86,12 @@ function locate(id: { name: string; key: string | undefined; keyHash: string | u
   // of this session from creating our name first.
   if (sid === undefined) {
     try {
-      sid = native.userSid() as string
+      sid = native.userSid()
     } catch (err) {
       fromNative(err)
     }
   }
-  const mutex =
-    (machine ? 'Global\\instance-lock.' : `Local\\instance-lock.${sid}.`) + tag + (custom ? '#' + keyHash(dir.toLowerCase()) : '')
+  const mutex = (machine ? 'Global\\instance-lock.' : `Local\\instance-lock.${sid}.`) + tag + (custom ? '#' + keyHash(dir.toLowerCase()) : '')
   const file = join(dir, `${tag}${custom && machine ? '+machine' : ''}.lock`)
   return { name: id.name, key: id.key, scope: id.scope, path: mutex, id: mutex, machine, dir, custom, file }
 }
@@ -132,7 +132,7 @@ let uvErrnos: Map<string, number> | undefined
  * `errno` (libuv's number for the code), `syscall`, `path`, worded as fs
  * words its errors.
  */
-export function winError(winerror: number, syscall: string, p?: string): SystemError {
+function winError(winerror: number, syscall: string, p?: string): SystemError {
   const code = WIN_CODES[winerror]
   return codedError(code ?? 'UNKNOWN', DETAILS[winerror] ?? (code === undefined ? `unknown error (Win32 error ${winerror})` : undefined), syscall, p)
 }
@@ -160,7 +160,7 @@ function fromNative(err: unknown, p?: string): never {
 // (pid, creation time) pair never is.
 
 const dirsReady = new Set<string>()
-let ownStart: string | undefined
+let ownStart: string | null | false | undefined
 let tmpSeq = 0
 
 function ensureDir(loc: WinLocation): void {
@@ -180,8 +180,8 @@ function fromNativeOrFs(err: unknown, p: string): never {
 }
 
 function startTimeOf(pid: number): string | null | false {
-  if (pid === process.pid) return (ownStart ??= native.processStartTime(pid) as string)
-  return native.processStartTime(pid) as string | null | false
+  if (pid === process.pid) return (ownStart ??= native.processStartTime(pid))
+  return native.processStartTime(pid)
 }
 
 /** The record with the creation time of the process it names. */
@@ -362,7 +362,7 @@ function terminate(_loc: Location, pid: number): boolean {
   const start = verified.get(pid)
   if (start === undefined) return false
   try {
-    return native.terminate(pid, start) as boolean
+    return native.terminate(pid, start)
   } catch (err) {
     fromNative(err, String(pid))
   }
@@ -437,9 +437,8 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
  * parts (the addon, the registry of held locks) are handed over rather than
  * bundled twice.
  */
-export interface Win32Deps {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  native: any
+interface Win32Deps {
+  native: Win32Addon
   registry: Map<string, Lock>
   abortError: typeof AbortErrorOf
   systemError: typeof SystemErrorOf
@@ -448,8 +447,7 @@ export interface Win32Deps {
   makeDirs: (dir: string) => void
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-let native: any
+let native: Win32Addon
 let registry: Map<string, Lock>
 let abortError: typeof AbortErrorOf
 let systemError: typeof SystemErrorOf

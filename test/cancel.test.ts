@@ -10,7 +10,10 @@ import { FIXTURES, ROOT, eventually, spawnChild, tmpDir, uniqueName } from './he
 // the process from exiting. Workers that waited or held must end cleanly,
 // taking their waits, descriptors and locks with them.
 
-function start(file: string, args: string[]): { proc: ChildProcess; messages: unknown[]; next: () => Promise<unknown>; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+function start(
+  file: string,
+  args: string[],
+): { proc: ChildProcess; messages: unknown[]; next: () => Promise<unknown>; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
   const proc = fork(path.join(FIXTURES, file), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const messages: unknown[] = []
   const waiting: Array<(m: unknown) => void> = []

@@ -152,7 +152,13 @@ describe.skipIf(process.platform !== 'linux')('status', () => {
 
     const all = await cli('status', '--dir', dir, '--all')
     expect(all.code).toBe(0)
-    expect(all.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([
+    expect(
+      all.stdout
+        .trimEnd()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(/\s+/).slice(0, 4)),
+    ).toEqual([
       [a, '-', 'user', 'held'],
       [a, '-', 'machine', 'held'],
       [b, '-', 'user', 'free'],
@@ -162,7 +168,12 @@ describe.skipIf(process.platform !== 'linux')('status', () => {
 
     // --scope keeps to one scope, and drops the SCOPE column.
     const machine = await cli('status', '--dir', dir, '--scope', 'machine')
-    expect(machine.stdout.trimEnd().split('\n').map((l) => l.split(/\s+/).slice(0, 3))).toEqual([
+    expect(
+      machine.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => l.split(/\s+/).slice(0, 3)),
+    ).toEqual([
       ['NAME', 'KEY', 'STATE'],
       [a, '-', 'held'],
     ])
@@ -390,13 +401,19 @@ describe.skipIf(process.platform !== 'linux')('run', () => {
 
     const run = new Cli(['run', name, '--dir', dir, '--wait', '--', node, COMMAND, 'touch', marker])
     // The waiter has the lock file open once it waits.
-    await expect.poll(() => fs.readdirSync(`/proc/${run.pid}/fd`).some((fd) => {
-      try {
-        return fs.readlinkSync(`/proc/${run.pid}/fd/${fd}`) === holder.path
-      } catch {
-        return false
-      }
-    }), { timeout: 10_000 }).toBe(true)
+    await expect
+      .poll(
+        () =>
+          fs.readdirSync(`/proc/${run.pid}/fd`).some((fd) => {
+            try {
+              return fs.readlinkSync(`/proc/${run.pid}/fd/${fd}`) === holder.path
+            } catch {
+              return false
+            }
+          }),
+        { timeout: 10_000 },
+      )
+      .toBe(true)
     expect(fs.existsSync(marker)).toBe(false)
     holder.proc.kill('SIGKILL')
     expect((await run.result()).code).toBe(0)

@@ -82,13 +82,20 @@ describe('node:cluster', () => {
   it('a guard outside any cluster never loads node:cluster', () => {
     const name = JSON.stringify(uniqueName())
     const dir = JSON.stringify(tmpDir())
-    const r = spawnSync(process.execPath, ['-e', `
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `
       const il = require('instance-lock')
       il.singleInstance(${name}, { dir: ${dir} })
       il.list({ dir: ${dir} })
       try { il.singleInstance(${name}, { dir: ${dir}, onLocked: 'throw' }) } catch (e) { console.log(e.code) }
       console.log(process.moduleLoadList.some((m) => /\\bcluster\\b/.test(m)))
-    `], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 })
+    `,
+      ],
+      { cwd: ROOT, encoding: 'utf8', timeout: 30_000 },
+    )
     expect(r.stderr).toBe('')
     expect(r.stdout.trim().split('\n')).toEqual(['ELOCKED', 'false'])
   })

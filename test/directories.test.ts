@@ -102,11 +102,12 @@ describe('a dir option that cannot be a directory', () => {
 function inPrivateShm(prepare: string, script: string, uid?: number): { status: number | null; stdout: string; stderr: string } {
   const as = uid === undefined ? '' : `setpriv --reuid=${uid} --regid=${uid} --clear-groups `
   const copy = uid === undefined ? { dir: ROOT, root: ROOT } : copyForOthers()
-  const r = spawnSync(
-    'unshare',
-    ['-m', 'sh', '-c', `mount -t tmpfs tmpfs /dev/shm && chmod 1777 /dev/shm && ${prepare} && exec ${as}"$0" -e "$1"`, process.execPath, script],
-    { cwd: copy.dir, encoding: 'utf8', timeout: 30_000, env: { ...process.env, IL_ROOT: copy.root } },
-  )
+  const r = spawnSync('unshare', ['-m', 'sh', '-c', `mount -t tmpfs tmpfs /dev/shm && chmod 1777 /dev/shm && ${prepare} && exec ${as}"$0" -e "$1"`, process.execPath, script], {
+    cwd: copy.dir,
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, IL_ROOT: copy.root },
+  })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -131,10 +132,7 @@ describe.skipIf(!isRoot)('scope directories (needs root for a private /dev/shm)'
   })
 
   it('uses a sticky machine directory root created, and makes its own lock files open to all', () => {
-    const r = inPrivateShm(
-      'mkdir -m 1777 /dev/shm/instance-lock',
-      `${tryMachine}; console.log((require('fs').statSync('/dev/shm/instance-lock/d.lock').mode & 0o777).toString(8))`,
-    )
+    const r = inPrivateShm('mkdir -m 1777 /dev/shm/instance-lock', `${tryMachine}; console.log((require('fs').statSync('/dev/shm/instance-lock/d.lock').mode & 0o777).toString(8))`)
     expect(r.stdout.trim().split('\n')).toEqual(['locked', '666'])
   })
 

@@ -11,11 +11,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const ROOT = path.resolve(__dirname, '..')
 const README_LIMIT = 10 * 1024
-const DOCS = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
+const DOCS = [
+  'README.md',
+  ...fs
+    .readdirSync(path.join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+]
 // What the package exports as values: an @example that calls one of these
 // gets the import a user would write.
 const EXPORTS = Object.keys(createRequire(__filename)(ROOT) as Record<string, unknown>)
-const EXAMPLES = fs.readdirSync(path.join(ROOT, 'examples')).filter((f) => /\.[cm]?js$/.test(f)).sort()
+const EXAMPLES = fs
+  .readdirSync(path.join(ROOT, 'examples'))
+  .filter((f) => /\.[cm]?js$/.test(f))
+  .sort()
 // The reader's own work, which the examples call without defining it.
 const PLACEHOLDERS = `declare function migrate(): Promise<void>
 declare function backup(): Promise<void>
@@ -40,15 +50,16 @@ function fences(text: string): Fence[] {
   const out: Fence[] = []
   const lines = text.split('\n')
   for (let i = 0; i < lines.length; i++) {
-    const open = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(lines[i])
-    if (open === null) continue
-    const [, marker, info] = open
+    const open = /^ {0,3}(?<marker>`{3,}|~{3,})(?<info>.*)$/.exec(lines[i]!)?.groups
+    if (open === undefined) continue
+    const { marker = '', info = '' } = open
     const body: string[] = []
     let j = i + 1
     for (; j < lines.length; j++) {
-      const close = /^ {0,3}(`{3,}|~{3,})\s*$/.exec(lines[j])
-      if (close !== null && close[1][0] === marker[0] && close[1].length >= marker.length) break
-      body.push(lines[j])
+      const line = lines[j]!
+      const close = /^ {0,3}(`{3,}|~{3,})\s*$/.exec(line)?.[1]
+      if (close !== undefined && close[0] === marker[0] && close.length >= marker.length) break
+      body.push(line)
     }
     out.push({ line: i + 1, info: info.trim(), code: body.join('\n') })
     i = j
@@ -88,9 +99,9 @@ function anchors(file: string): Set<string> {
     for (let k = f.line; k <= f.line + n + 1; k++) codeLines.add(k)
   }
   text.split('\n').forEach((line, i) => {
-    const h = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line)
-    if (h === null || codeLines.has(i + 1)) return
-    const base = slug(h[1])
+    const h = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line)?.[1]
+    if (h === undefined || codeLines.has(i + 1)) return
+    const base = slug(h)
     const count = seen.get(base) ?? 0
     seen.set(base, count + 1)
     out.add(count === 0 ? base : `${base}-${count}`)
@@ -115,7 +126,10 @@ function markdownSnippets(): Snippet[] {
 /** The @example of every JSDoc comment in src/, with the imports it needs. */
 function jsdocSnippets(): Snippet[] {
   const out: Snippet[] = []
-  for (const name of fs.readdirSync(path.join(ROOT, 'src')).filter((f) => f.endsWith('.ts')).sort()) {
+  for (const name of fs
+    .readdirSync(path.join(ROOT, 'src'))
+    .filter((f) => f.endsWith('.ts'))
+    .sort()) {
     const text = fs.readFileSync(path.join(ROOT, 'src', name), 'utf8')
     for (const m of text.matchAll(/\/\*\*[\s\S]*?\*\//g)) {
       const lines = m[0].split('\n').map((l) => l.replace(/^\s*\/?\*+\/?\s?/, '').replace(/\s*\*\/$/, ''))
@@ -202,6 +216,7 @@ describe('documentation', () => {
       .map((l) =>
         l.replace(/^snippet-(\d+)\.mts\((\d+),(\d+)\)/, (_, i: string, line: string, col: string) => {
           const s = snippets[Number(i)]
+          if (s === undefined) return l
           const [file, first] = s.origin.split(':')
           const offset = s.origin.startsWith('src/') && s.code.startsWith('import ') ? 1 : 0
           return `${file}:${Number(first) + Number(line) - 1 - offset}:${col} (${s.origin})`
@@ -214,9 +229,9 @@ describe('documentation', () => {
     const text = prose(fs.readFileSync(path.join(ROOT, file), 'utf8'))
     const broken: string[] = []
     for (const m of text.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) {
-      const target = m[1]
+      const target = m[1]!
       if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue // https:, mailto:
-      const [rel, anchor] = target.split('#') as [string, string | undefined]
+      const [rel = '', anchor] = target.split('#')
       const dest = rel === '' ? file : path.posix.normalize(path.posix.join(path.posix.dirname(file), rel))
       if (dest.startsWith('..') || !fs.existsSync(path.join(ROOT, dest))) {
         broken.push(`${target}: no such file`)

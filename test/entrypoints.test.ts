@@ -13,7 +13,10 @@ function node(args: string[], input?: string) {
 describe('entry points', () => {
   it('import and require expose the same API and share one registry', () => {
     const name = uniqueName()
-    const r = node(['--input-type=module', '-e', `
+    const r = node([
+      '--input-type=module',
+      '-e',
+      `
       import * as esm from 'instance-lock'
       import { createRequire } from 'node:module'
       const cjs = createRequire(import.meta.url)('instance-lock')
@@ -23,7 +26,8 @@ describe('entry points', () => {
       const l = esm.tryLock(${JSON.stringify(name)})
       try { cjs.tryLock(${JSON.stringify(name)}) } catch (e) { console.log(e instanceof esm.LockedError, e.holder.pid === process.pid) }
       l.release()
-    `])
+    `,
+    ])
     expect(r.stderr).toBe('')
     expect(r.stdout.trim().split('\n')).toEqual(['true', 'true', 'true true'])
   })
@@ -33,7 +37,10 @@ describe('entry points', () => {
   // the lexer on a background thread, which delayed the process's exit by
   // ~50 ms. main is a small file that names the exports itself.
   it('import finds every name in a small main, without Node scanning the bundle', () => {
-    const r = node(['--expose-internals', '-e', `
+    const r = node([
+      '--expose-internals',
+      '-e',
+      `
       const { parse } = require('internal/deps/cjs-module-lexer/lexer')
       const fs = require('node:fs')
       const path = require('node:path')
@@ -48,7 +55,8 @@ describe('entry points', () => {
       scan(require.resolve('instance-lock'))
       out.api = Object.keys(require('instance-lock'))
       console.log(JSON.stringify(out))
-    `])
+    `,
+    ])
     expect(r.stderr).toBe('')
     const { bytes, names, api } = JSON.parse(r.stdout) as { bytes: number; names: string[]; api: string[] }
     expect(names.sort()).toEqual(api.sort())
@@ -57,7 +65,9 @@ describe('entry points', () => {
 
   it('installs no signal or exit handlers and leaves nothing keeping the process alive', () => {
     const name = uniqueName()
-    const r = node(['-e', `
+    const r = node([
+      '-e',
+      `
       const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2', 'exit', 'beforeExit', 'uncaughtException']
       const before = events.map((e) => process.listenerCount(e))
       const il = require('instance-lock')
@@ -67,7 +77,8 @@ describe('entry points', () => {
         console.log(e.code, JSON.stringify(events.map((e) => process.listenerCount(e))) === JSON.stringify(before))
         // Nothing may keep the process alive now: it must exit by itself.
       })
-    `])
+    `,
+    ])
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
     expect(r.stdout.trim()).toBe('ELOCKED true')
@@ -75,14 +86,18 @@ describe('entry points', () => {
 
   it('a Lock nobody references is not released by garbage collection', () => {
     const name = uniqueName()
-    const r = node(['--expose-gc', '-e', `
+    const r = node([
+      '--expose-gc',
+      '-e',
+      `
       const il = require('instance-lock')
       il.singleInstance(${JSON.stringify(name)})
       global.gc(); global.gc()
       const { spawnSync } = require('node:child_process')
       const other = spawnSync(process.execPath, ['-e', 'try { require("instance-lock").tryLock(${JSON.stringify(name)}) } catch (e) { process.exit(e.code === "ELOCKED" ? 42 : 1) }'])
       console.log(other.status)
-    `])
+    `,
+    ])
     expect(r.stderr).toBe('')
     expect(r.stdout.trim()).toBe('42')
   })
@@ -146,7 +161,7 @@ describe('which addon the package loads', () => {
     expect(r.nodeGypBuild, 'node-gyp-build was loaded for the shipped prebuild').toBe(false)
   })
 
-  it.runIf(hasPrebuild)('a build/ directory\'s addon, which node-gyp-build prefers', () => {
+  it.runIf(hasPrebuild)("a build/ directory's addon, which node-gyp-build prefers", () => {
     const { project, pkg } = install()
     const release = path.join(pkg, 'build', 'Release')
     fs.mkdirSync(release, { recursive: true })
@@ -177,7 +192,7 @@ describe('which addon the package loads', () => {
     // Only Linux prebuilds carry a C library tag.
     ...(process.platform === 'linux' ? [{ env: { LIBC: 'musl' }, tag: 'libc=musl' }] : []),
   ]
-  it.runIf(hasPrebuild).each(elsewhere)('none, with node-gyp-build\'s error, where it would find none ($tag)', ({ env, tag }) => {
+  it.runIf(hasPrebuild).each(elsewhere)("none, with node-gyp-build's error, where it would find none ($tag)", ({ env, tag }) => {
     const { project } = install()
     const r = loadIn(project, env)
     expect(r.error).toMatch(new RegExp(`^No native build was found for .*${tag}`))
@@ -190,7 +205,7 @@ describe('which addon the package loads', () => {
 describe('the published types', () => {
   const declarations = () => fs.readdirSync(path.join(ROOT, 'dist')).filter((f) => f.endsWith('.d.ts'))
 
-  it('have none of the package\'s own members (@internal, stripped by tsc)', () => {
+  it("have none of the package's own members (@internal, stripped by tsc)", () => {
     const found = declarations().filter((f) => fs.readFileSync(path.join(ROOT, 'dist', f), 'utf8').includes('@internal'))
     expect(found).toEqual([])
     const lock = fs.readFileSync(path.join(ROOT, 'dist', 'lock.d.ts'), 'utf8')
@@ -216,11 +231,25 @@ describe('the published types', () => {
     for (const f of ['consumer.mts', 'consumer.cts']) fs.copyFileSync(path.join(ROOT, 'test', 'packaging', f), path.join(project, f))
     const r = node([
       path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '--strict', '--noEmit', '--module', 'node16', '--moduleResolution', 'node16', '--target', 'ES2022',
-      '--lib', 'ES2022', '--types', 'node', '--typeRoots', path.join(ROOT, 'node_modules', '@types'),
+      '--strict',
+      '--noEmit',
+      '--module',
+      'node16',
+      '--moduleResolution',
+      'node16',
+      '--target',
+      'ES2022',
+      '--lib',
+      'ES2022',
+      '--types',
+      'node',
+      '--typeRoots',
+      path.join(ROOT, 'node_modules', '@types'),
       // The shipped .d.ts files themselves are checked, not only their use.
-      '--skipLibCheck', 'false',
-      path.join(project, 'consumer.mts'), path.join(project, 'consumer.cts'),
+      '--skipLibCheck',
+      'false',
+      path.join(project, 'consumer.mts'),
+      path.join(project, 'consumer.cts'),
     ])
     expect(r.stdout + r.stderr).toBe('')
     expect(r.status).toBe(0)

@@ -45,11 +45,8 @@ describe('out of file descriptors (EMFILE)', () => {
     const held = tryLock(name)
     try {
       const out = await new Promise<string>((resolve, reject) => {
-        execFile(
-          'sh',
-          ['-c', 'ulimit -n 256 && exec "$0" "$@"', process.execPath, path.join(FIXTURES, 'emfile.cjs'), name, dir],
-          { timeout: 60_000 },
-          (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+        execFile('sh', ['-c', 'ulimit -n 256 && exec "$0" "$@"', process.execPath, path.join(FIXTURES, 'emfile.cjs'), name, dir], { timeout: 60_000 }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
         )
       })
       const { fsError, got } = JSON.parse(out) as { fsError: Shape; got: Record<string, Shape> }

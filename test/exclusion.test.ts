@@ -16,13 +16,16 @@ function triedElsewhere(name: string, dir: string): string {
 
 /** This process's descriptors open on `file` (Linux). */
 function openOn(file: string): number[] {
-  return fs.readdirSync('/proc/self/fd').map(Number).filter((n) => {
-    try {
-      return fs.readlinkSync(`/proc/self/fd/${n}`) === file
-    } catch {
-      return false
-    }
-  })
+  return fs
+    .readdirSync('/proc/self/fd')
+    .map(Number)
+    .filter((n) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${n}`) === file
+      } catch {
+        return false
+      }
+    })
 }
 
 describe('exclusion', () => {

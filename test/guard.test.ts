@@ -16,9 +16,7 @@ function guard(name: string, options: object) {
   })
   // Only awaited for instances that are expected to run.
   running.catch(() => {})
-  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    proc.once('exit', (code) => resolve({ code, stdout, stderr })),
-  )
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => proc.once('exit', (code) => resolve({ code, stdout, stderr })))
   return { proc, running, exited }
 }
 

@@ -195,7 +195,6 @@ async function ready(proc: ChildProcess, what: string): Promise<Child> {
   return child
 }
 
-
 /**
  * Resolves once `check()` is true, looking again after every turn of the
  * event loop (not a sleep: it waits for what the loop delivers); rejects

@@ -46,7 +46,7 @@ describe.skipIf(process.platform !== 'linux')('the holder named (Linux)', () => 
     return { daemon, wrapper: first.pid }
   }
 
-  it('a daemon that run\'s COMMAND left holding the lock: inspect(), list() and LockedError name it', async () => {
+  it("a daemon that run's COMMAND left holding the lock: inspect(), list() and LockedError name it", async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const { daemon, wrapper } = await daemonHolding(name, dir)
@@ -59,7 +59,7 @@ describe.skipIf(process.platform !== 'linux')('the holder named (Linux)', () => 
     expect(err.holder?.pid).toBe(daemon)
   })
 
-  it('a daemon that run\'s COMMAND left holding the lock: a second run and the guard name it', async () => {
+  it("a daemon that run's COMMAND left holding the lock: a second run and the guard name it", async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const { daemon } = await daemonHolding(name, dir)
@@ -71,7 +71,7 @@ describe.skipIf(process.platform !== 'linux')('the holder named (Linux)', () => 
     expect(g.stderr).toContain(`as pid ${daemon} on `)
   })
 
-  it('a daemon that run\'s COMMAND left holding the lock: status and stop name it, and stop ends it', async () => {
+  it("a daemon that run's COMMAND left holding the lock: status and stop name it, and stop ends it", async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const { daemon } = await daemonHolding(name, dir)
@@ -87,7 +87,7 @@ describe.skipIf(process.platform !== 'linux')('the holder named (Linux)', () => 
     tryLock(name, { dir }).release()
   })
 
-  it('while run holds the lock, status, a conflict and stop all name the same pid: instance-lock\'s', async () => {
+  it("while run holds the lock, status, a conflict and stop all name the same pid: instance-lock's", async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const run = new Cli(['run', name, '--dir', dir, '--', node, COMMAND, 'hold'])

@@ -20,7 +20,7 @@ describe('interoperability', () => {
     expect(flockCli(lock.path)).toBe(0)
   })
 
-  it('flock(1) sees a lock held by another process, and we see flock(1)\'s', async () => {
+  it("flock(1) sees a lock held by another process, and we see flock(1)'s", async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const child = await spawnChild()
@@ -29,10 +29,16 @@ describe('interoperability', () => {
     await child.kill()
     expect(flockCli(path)).toBe(0)
     // flock(1) holding our file: we must refuse.
-    const held = spawnSync('flock', ['-n', path, process.execPath, '-e', `
+    const held = spawnSync('flock', [
+      '-n',
+      path,
+      process.execPath,
+      '-e',
+      `
       const il = require(${JSON.stringify(require.resolve('..'))});
       try { il.tryLock(${JSON.stringify(name)}, { dir: ${JSON.stringify(dir)} }); process.exit(0) }
-      catch (e) { process.exit(e.code === 'ELOCKED' ? 42 : 1) }`])
+      catch (e) { process.exit(e.code === 'ELOCKED' ? 42 : 1) }`,
+    ])
     expect(held.status).toBe(42)
   })
 

@@ -76,7 +76,7 @@ describe('lock.signal: the lock lost under its holder', () => {
     fs.rmSync(lock.path)
     // Another lock whose loss is seen proves the checks ran meanwhile.
     const witness = tryLock(uniqueName('witness'), { dir })
-    witness.signal
+    expect(witness.signal.aborted).toBe(false)
     fs.rmSync(witness.path)
     await lostWithin(witness)
     expect(signal.aborted).toBe(false)

@@ -15,7 +15,7 @@ vi.mock('../src/binding.js', async (importOriginal) => {
     refused.calls++
     throw Object.assign(new Error('pidfd_open failed'), { errno: 38, syscall: 'pidfd_open' }) // ENOSYS
   }
-  return { native: new Proxy(native, { get: (t, k) => (k === 'pidfdOpen' ? pidfdOpen : t[k]) }) }
+  return { native: new Proxy(native, { get: (t, k) => (k === 'pidfdOpen' ? pidfdOpen : (Reflect.get(t, k) as unknown)) }) }
 })
 
 describe.skipIf(process.platform !== 'linux')('stop() where pidfd_open is refused', () => {

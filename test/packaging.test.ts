@@ -10,7 +10,17 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LINUX_CEILINGS, PREBUILD_TARGETS, SOURCES_FILE, binaryTarget, elfNeededVersions, peImports, prebuildProblems, recordedDigests, sourcesDigest } from '../scripts/prebuilds.mjs'
+import {
+  LINUX_CEILINGS,
+  PREBUILD_TARGETS,
+  SOURCES_FILE,
+  binaryTarget,
+  elfNeededVersions,
+  peImports,
+  prebuildProblems,
+  recordedDigests,
+  sourcesDigest,
+} from '../scripts/prebuilds.mjs'
 
 const ROOT = path.resolve(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'packaging')
@@ -84,7 +94,11 @@ describe('the packed tarball', () => {
 
     // The build-from-source fallback (install script on platforms without a prebuild).
     expect(files).toEqual(expect.arrayContaining(['binding.gyp', 'native/binding.cc', 'native/lock_posix.cc', 'native/platform.h']))
-    for (const target of TARGETS) expect(files.filter((f) => f.startsWith(`prebuilds/${target}/`) && f.endsWith('.node')), `prebuilds/${target}; ${REBUILD_HINT}`).toHaveLength(1)
+    for (const target of TARGETS)
+      expect(
+        files.filter((f) => f.startsWith(`prebuilds/${target}/`) && f.endsWith('.node')),
+        `prebuilds/${target}; ${REBUILD_HINT}`,
+      ).toHaveLength(1)
 
     const needed = [
       /^(package\.json|README\.md|LICENSE|binding\.gyp)$/,
@@ -93,14 +107,21 @@ describe('the packed tarball', () => {
       /^native\/[\w.-]+\.(cc|h)$/,
       ...TARGETS.map((t) => new RegExp(`^prebuilds/${t}/[\\w.-]+\\.node$`)),
     ]
-    expect(files.filter((f) => !needed.some((re) => re.test(f))), 'files a consumer does not need').toEqual([])
+    expect(
+      files.filter((f) => !needed.some((re) => re.test(f))),
+      'files a consumer does not need',
+    ).toEqual([])
   })
 
   it.each(TARGETS)('has a %s prebuild for the right CPU that loads wherever its Node runs', (target) => {
     const file = shippedPrebuild(target)
     if (target.startsWith('linux-')) {
       const needs = elfNeededVersions(file)
-      console.log(`${target}: needs ${Object.entries(needs).map(([lib, v]) => `${lib}_${v}`).join(', ')} (ceilings: Node 20's own, ${JSON.stringify(LINUX_CEILINGS)})`)
+      console.log(
+        `${target}: needs ${Object.entries(needs)
+          .map(([lib, v]) => `${lib}_${v}`)
+          .join(', ')} (ceilings: Node 20's own, ${JSON.stringify(LINUX_CEILINGS)})`,
+      )
     } else {
       console.log(`${target}: imports ${peImports(file).join(', ')}`)
     }
@@ -109,9 +130,7 @@ describe('the packed tarball', () => {
 
   it.each(TARGETS)('has a %s prebuild built from the native sources as they are now', (target) => {
     const stale = `${SOURCES_FILE} says prebuilds/${target} was built from other sources than binding.gyp and native/ hold now; commit them, then ${REBUILD_HINT}`
-    expect(recordedDigests(ROOT)[target], stale).toBe(
-      sourcesDigest(ROOT),
-    )
+    expect(recordedDigests(ROOT)[target], stale).toBe(sourcesDigest(ROOT))
   })
 
   it('type-checks a TypeScript consumer against the packed types, as ESM and as CommonJS', () => {
@@ -136,7 +155,7 @@ describe('the packed tarball', () => {
     try {
       execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], { cwd: consumer, encoding: 'utf8', stdio: 'pipe' })
     } catch (err) {
-      throw new Error(`tsc rejected the consumer:\n${(err as { stdout: string }).stdout}`)
+      throw new Error(`tsc rejected the consumer:\n${(err as { stdout: string }).stdout}`, { cause: err })
     }
   })
 })
@@ -162,7 +181,7 @@ function setup(script: string): string {
   try {
     return execFileSync('bash', [path.join(ROOT, 'scripts', script)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
   } catch (err) {
-    throw new Error(`scripts/${script} failed:\n${(err as { stderr: string }).stderr}`)
+    throw new Error(`scripts/${script} failed:\n${(err as { stderr: string }).stderr}`, { cause: err })
   }
 }
 
@@ -197,7 +216,7 @@ const LEGS: Leg[] = [
       // the holder itself. No DISPLAY: nothing here opens a window.
       return { command: 'wine', args: [nodeExe], env: { WINEPREFIX: prefix, WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml=', DISPLAY: undefined } }
     },
-    finish(runner) {
+    finish(runner: Runner) {
       spawnSync('wineserver', ['-k'], { env: { ...process.env, ...runner.env }, stdio: 'ignore' })
     },
   },
@@ -287,7 +306,7 @@ describe.each(LEGS)('installed without install scripts, $target $how', (leg) => 
     }
     expect(`${holder.platform}-${holder.arch}`).toBe(leg.target)
     // The holder reports its own platform's path (Z:\… under Wine).
-    const basename = leg.target.startsWith('win32') ? path.win32.basename : path.basename
+    const basename = (p: string): string => (leg.target.startsWith('win32') ? path.win32.basename(p) : path.basename(p))
     expect(basename(holder.addon), 'node-gyp-build chose another addon than the shipped prebuild').toBe(path.basename(prebuild))
     expect(holder.addon.replace(/\\/g, '/')).toContain(`/node_modules/instance-lock/prebuilds/${leg.target}/`)
     expect(holder.loaded, 'the package loaded another addon than node-gyp-build picks').toEqual([holder.addon])

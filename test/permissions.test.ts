@@ -40,7 +40,9 @@ describe.skipIf(OTHER_USERS !== undefined)('cross-user', () => {
         expect(err).toMatchObject({ code: 'ELOCKED', holder: { pid: process.pid, data: { who: 'root' } } })
         mine.release()
         const { path } = await nobody.call<{ path: string }>('tryLock', name, { scope: 'machine', data: { who: 'nobody' } })
-        expect(() => tryLock(name, { scope: 'machine' })).toThrow(expect.objectContaining({ code: 'ELOCKED', holder: expect.objectContaining({ pid: nobody.pid, data: { who: 'nobody' } }) }))
+        expect(() => tryLock(name, { scope: 'machine' })).toThrow(
+          expect.objectContaining({ code: 'ELOCKED', holder: expect.objectContaining({ pid: nobody.pid, data: { who: 'nobody' } }) }),
+        )
         await nobody.call('release', path)
         tryLock(name, { scope: 'machine' }).release()
       } else {

@@ -12,7 +12,7 @@ import { isAlive, track } from './stop-fixtures.js'
 // stop() must then signal nobody.
 
 afterEach(() => {
-  seam.verified = undefined
+  delete seam.verified
 })
 
 function esrch(): Error {
@@ -54,7 +54,11 @@ describe('signalHolder: whom a stop signals', () => {
   })
 
   it('a process that exits after it was verified is not signalled, nor the one with its pid now', () => {
-    const r = fakeReach({ send: () => { throw esrch() } })
+    const r = fakeReach({
+      send: () => {
+        throw esrch()
+      },
+    })
     expect(signalHolder(7, 'SIGTERM', r)).toBe(false)
     expect(r.log).toEqual(['open 7', 'holds 7', 'send fd7 SIGTERM', 'close fd7'])
   })
@@ -66,7 +70,11 @@ describe('signalHolder: whom a stop signals', () => {
   })
 
   it('a pid with no process is not looked at further', () => {
-    const r = fakeReach({ open: () => { throw esrch() } })
+    const r = fakeReach({
+      open: () => {
+        throw esrch()
+      },
+    })
     expect(signalHolder(7, 'SIGTERM', r)).toBe(false)
     expect(r.log).toEqual(['open 7'])
   })
@@ -82,7 +90,11 @@ describe('signalHolder: whom a stop signals', () => {
 
   it('other failures are thrown, and the handle is closed', () => {
     const eperm = Object.assign(new Error('EPERM'), { code: 'EPERM' })
-    const r = fakeReach({ send: () => { throw eperm } })
+    const r = fakeReach({
+      send: () => {
+        throw eperm
+      },
+    })
     expect(() => signalHolder(7, 'SIGTERM', r)).toThrow(eperm)
     expect(r.log.at(-1)).toBe('close fd7')
   })
@@ -147,7 +159,7 @@ describe('stop(): a holder that exits and whose pid is reused before its signal'
     let sleeper: ChildProcess | undefined
     seam.verified = (pid) => {
       if (pid !== holder) return
-      seam.verified = undefined
+      delete seam.verified
       // Verified as the holder; now it exits on its own, and its pid goes to
       // an unrelated process before stop() signals.
       process.kill(holder, 'SIGKILL')

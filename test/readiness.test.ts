@@ -182,14 +182,22 @@ describe('waitFor', () => {
 
   it('keeps its process alive while pending, and nothing once settled; import and require both have it', () => {
     const name = uniqueName()
-    const r = spawnSync(node, ['--input-type=module', '-e', `
+    const r = spawnSync(
+      node,
+      [
+        '--input-type=module',
+        '-e',
+        `
       import { waitFor, tryLock } from 'instance-lock'
       // Nothing else keeps this process alive: only the pending wait.
       waitFor(${JSON.stringify(name)}, { timeout: 300 }).catch((e) => console.log(e.code))
       // Settled long before its 60 s limit: the process must exit right after.
       waitFor(${JSON.stringify(name)} + '-2', { timeout: 60_000 }).then((s) => console.log(s.locked))
       setTimeout(() => tryLock(${JSON.stringify(name)} + '-2'), 50)
-    `], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 })
+    `,
+      ],
+      { cwd: ROOT, encoding: 'utf8', timeout: 30_000 },
+    )
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
     expect(r.stdout.trim().split('\n').sort()).toEqual(['ETIMEDOUT', 'true'])

@@ -7,11 +7,26 @@ import { tmpDir, uniqueName } from './helpers.js'
 describe('holder record timestamps', () => {
   it('formats every millisecond exactly as Date#toISOString does', () => {
     const edges = [
-      0, 1, 999, 1000, 59_999, 60_000, 3_599_999, 86_399_999, 86_400_000,
-      Date.UTC(1972, 1, 29, 12), Date.UTC(1999, 11, 31, 23, 59, 59, 999), Date.UTC(2000, 0, 1),
-      Date.UTC(2000, 1, 29, 23, 59, 59, 999), Date.UTC(2000, 2, 1), Date.UTC(2038, 0, 19, 3, 14, 8),
-      Date.UTC(2100, 1, 28, 23, 59, 59, 999), Date.UTC(2100, 2, 1), Date.UTC(2400, 1, 29),
-      Date.UTC(9999, 11, 31, 23, 59, 59, 999), Date.now(),
+      0,
+      1,
+      999,
+      1000,
+      59_999,
+      60_000,
+      3_599_999,
+      86_399_999,
+      86_400_000,
+      Date.UTC(1972, 1, 29, 12),
+      Date.UTC(1999, 11, 31, 23, 59, 59, 999),
+      Date.UTC(2000, 0, 1),
+      Date.UTC(2000, 1, 29, 23, 59, 59, 999),
+      Date.UTC(2000, 2, 1),
+      Date.UTC(2038, 0, 19, 3, 14, 8),
+      Date.UTC(2100, 1, 28, 23, 59, 59, 999),
+      Date.UTC(2100, 2, 1),
+      Date.UTC(2400, 1, 29),
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+      Date.now(),
     ]
     for (const ms of edges) expect(isoAt(ms), String(ms)).toBe(new Date(ms).toISOString())
     const end = Date.UTC(10000, 0, 1)

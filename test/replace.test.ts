@@ -59,7 +59,7 @@ describe.skipIf(process.platform !== 'linux')("singleInstance(..., { onLocked: '
       const outcomes = racers.map((r) =>
         Promise.race([
           new Promise<{ held?: number; error?: string }>((resolve) => r.proc.once('message', (m) => resolve(m as { held?: number; error?: string }))),
-          r.exited.then((e) => (e as { signal: string | null }).signal === null ? new Promise<never>(() => {}) : { exited: e }),
+          r.exited.then((e) => ((e as { signal: string | null }).signal === null ? new Promise<never>(() => {}) : { exited: e })),
         ]),
       )
       for (const r of racers) r.proc.send('go')
@@ -80,7 +80,7 @@ describe.skipIf(process.platform !== 'linux')("singleInstance(..., { onLocked: '
     }
   })
 
-  it('leaves alone a newcomer that took the lock as the old instance let go, though its record reads as the old one\'s', async () => {
+  it("leaves alone a newcomer that took the lock as the old instance let go, though its record reads as the old one's", async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const old = await startHolder(name, { dir }, 'stubborn')

@@ -197,7 +197,7 @@ export class Cli {
   async result(): Promise<Exit & { stdout: string; stderr: string }> {
     const e = await this.exited
     // 'exit' can come before the last output is read; the pipes' end cannot.
-    await Promise.all([this.proc.stdout!, this.proc.stderr!].map((s) => (s.readableEnded ? null : new Promise((r) => s.once('end', r)))))
+    await Promise.all([this.proc.stdout!, this.proc.stderr!].filter((s) => !s.readableEnded).map((s) => new Promise((r) => s.once('end', r))))
     return { ...e, stdout: this.stdout, stderr: this.stderr }
   }
 }

@@ -102,7 +102,7 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     mine.release()
   })
 
-  it('a newcomer whose record still reads as the stopped instance\'s is left alone: who took the lock is the kernel\'s word', async () => {
+  it("a newcomer whose record still reads as the stopped instance's is left alone: who took the lock is the kernel's word", async () => {
     const dir = tmpDir()
     const name = uniqueName()
     const old = await startHolder(name, { dir }, 'stubborn')

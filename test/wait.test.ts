@@ -23,7 +23,12 @@ function waiter(mode: string, name: string, dir: string) {
     for (;;) {
       const found = lines.find((l) => match.test(l))
       if (found !== undefined) return found
-      await Promise.race([new Promise<void>((r) => listeners.push(r)), exited.then(() => { throw new Error(`exited before printing ${match}: ${lines.join('|')}`) })])
+      await Promise.race([
+        new Promise<void>((r) => listeners.push(r)),
+        exited.then(() => {
+          throw new Error(`exited before printing ${match}: ${lines.join('|')}`)
+        }),
+      ])
     }
   }
   return { proc, lines, line, exited }
@@ -89,7 +94,7 @@ describe('lock(): waiting', () => {
   })
 
   it('rejects at once for an already-aborted signal, and on abort while waiting, leaving no descriptor behind', async () => {
-    const { dir, name, child } = await heldElsewhere()
+    const { dir, name } = await heldElsewhere()
     const fds = openFds()
     await expect(lock(name, { dir, timeout: 1 })).rejects.toMatchObject({ code: 'ELOCKED' })
     const reason = new Error('why')
@@ -227,10 +232,7 @@ function threadsWaitingInFlock(): number {
   const flock = process.arch === 'arm64' ? '32' : '73'
   return fs.readdirSync('/proc/self/task').filter((t) => {
     try {
-      return (
-        fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'instance-lock' &&
-        fs.readFileSync(`/proc/self/task/${t}/syscall`, 'utf8').split(' ')[0] === flock
-      )
+      return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'instance-lock' && fs.readFileSync(`/proc/self/task/${t}/syscall`, 'utf8').split(' ')[0] === flock
     } catch {
       return false // ended meanwhile
     }

@@ -132,7 +132,7 @@ const cases: Record<string, Case[]> = {
       outcome: { state: 'gone', forced: false, successor: 200, holder: B },
     },
     {
-      name: 'changed hands: a record still naming the old instance is not reported as the newcomer\'s',
+      name: "changed hands: a record still naming the old instance is not reported as the newcomer's",
       seen: [T(100), held(A), H(200), T(200), held(A)],
       steps: ['taker', 'look', 'holders', 'taker', 'read'],
       outcome: { state: 'gone', forced: false, successor: 200 },
@@ -244,7 +244,7 @@ const cases: Record<string, Case[]> = {
     },
   ],
 
-  'a lock passed on (run\'s COMMAND): the taker stays, its heirs are the instance': [
+  "a lock passed on (run's COMMAND): the taker stays, its heirs are the instance": [
     {
       name: 'the heir is signalled when found, once a phase, and the lock waited for',
       seen: [...proven(), R(100), ...still([101]), R(101), ...still([101]), FREE],
@@ -255,7 +255,23 @@ const cases: Record<string, Case[]> = {
       name: 'a stubborn heir is killed with force: each phase signals it once',
       plan: { force: true },
       seen: [...proven(), R(100), ...still([101]), R(101), ...times(2, still([101])), H(101), R(101), FREE],
-      steps: [...PROVEN, 'SIGTERM 100', 'wait 250', 'holders', 'taker', 'SIGTERM 101', 'wait 250', 'holders', 'taker', 'wait 0', 'holders', 'taker', 'holders', 'SIGKILL 101', 'wait 250'],
+      steps: [
+        ...PROVEN,
+        'SIGTERM 100',
+        'wait 250',
+        'holders',
+        'taker',
+        'SIGTERM 101',
+        'wait 250',
+        'holders',
+        'taker',
+        'wait 0',
+        'holders',
+        'taker',
+        'holders',
+        'SIGKILL 101',
+        'wait 250',
+      ],
       outcome: { state: 'free', pid: 100, forced: true, holder: A },
     },
     {
@@ -363,7 +379,11 @@ describe('when a stop escalates', () => {
       const seen = [...proven(), R(100), ...times(term.length, still()), H(100), R(100)]
       const kill = Math.max(timeout, KILL_WAIT)
       const { steps, outcome } = play({ timeout, force: true }, [...seen, ...times(kill / RECHECK + 1, still())])
-      expect(waits(steps).slice(term.length).reduce((a, b) => a + b)).toBe(kill)
+      expect(
+        waits(steps)
+          .slice(term.length)
+          .reduce((a, b) => a + b),
+      ).toBe(kill)
       // Stuck in the kernel: held still after SIGKILL.
       expect(outcome).toEqual({ state: 'held', pid: 100, forced: true, holder: A })
     }
@@ -426,11 +446,11 @@ vi.mock('../src/platform.js', () => {
       o.used = true
       return o.reached.includes(pid)
     },
-    wait: async (_loc: unknown, _record: unknown, ms: number) => {
+    wait: (_loc: unknown, _record: unknown, ms: number) => {
       const s = sighting(`wait ${ms}`)
-      if (!s.held) return { handle: 'HANDLE', at: script.clock }
+      if (!s.held) return Promise.resolve({ handle: 'HANDLE', at: script.clock })
       script.clock += ms
-      return { held: true, record: s.record }
+      return Promise.resolve({ held: true, record: s.record })
     },
     release: () => script.calls.push('release'),
   }

@@ -43,13 +43,17 @@ describe.skipIf(skip !== undefined)('Windows backend under Wine', () => {
   })
 
   for (const [i, line] of ['20.x', '22.x'].entries()) {
-    it(`passes every scenario with Node ${line} for Windows`, async () => {
-      const r = await wine.runScenarios(env.prefix, env.nodes[i])
-      const report = `${r.stdout}\n${r.stderr}`
-      expect(r.stdout, report).toMatch(/^# backend: win32 named mutexes,/m)
-      expect(r.failed, report).toBe(0)
-      expect(r.passed, report).toBeGreaterThan(0)
-      expect(r.code, report).toBe(0)
-    }, LEG_TIMEOUT)
+    it(
+      `passes every scenario with Node ${line} for Windows`,
+      async () => {
+        const r = await wine.runScenarios(env.prefix, env.nodes[i])
+        const report = `${r.stdout}\n${r.stderr}`
+        expect(r.stdout, report).toMatch(/^# backend: win32 named mutexes,/m)
+        expect(r.failed, report).toBe(0)
+        expect(r.passed, report).toBeGreaterThan(0)
+        expect(r.code, report).toBe(0)
+      },
+      LEG_TIMEOUT,
+    )
   }
 })

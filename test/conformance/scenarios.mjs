@@ -221,7 +221,11 @@ scenario('timeout 0 behaves as tryLock: refused at once when held, taken when fr
   const [c] = await children(1)
   const n = name('zero')
   const r = await c.call('tryLock', n)
-  const e = await within(fails(() => il.lock(n, { timeout: 0 }), 'lock() with timeout 0'), 10_000, 'lock() with timeout 0 to settle while held')
+  const e = await within(
+    fails(() => il.lock(n, { timeout: 0 }), 'lock() with timeout 0'),
+    10_000,
+    'lock() with timeout 0 to settle while held',
+  )
   eq(e.code, 'ELOCKED', 'code')
   eq(e.holder?.pid, c.pid, 'holder pid')
   await c.call('release', r.path)
@@ -299,7 +303,11 @@ scenario('list: shows the locks another process holds, with their holders, and n
   eq(held.find((s) => s !== keyed)?.path, a.path, 'the plain lock path')
   await c.call('release', a.path)
   await c.call('release', b.path)
-  eq(il.list().some((s) => s.name === n && s.locked), false, 'listed as held after release')
+  eq(
+    il.list().some((s) => s.name === n && s.locked),
+    false,
+    'listed as held after release',
+  )
   await c.kill()
 })
 
@@ -360,8 +368,8 @@ scenario('lock.signal: an AbortSignal, not aborted while the lock is held and co
   const end = Date.now() + 2_500
   let tries = 0
   while (Date.now() < end) {
-    throws(() => il.tryLock(n), 'ELOCKED', 'tryLock of the child\'s lock')
-    eq(il.inspect(n).locked, true, 'inspect of the child\'s lock')
+    throws(() => il.tryLock(n), 'ELOCKED', "tryLock of the child's lock")
+    eq(il.inspect(n).locked, true, "inspect of the child's lock")
     await c.fails('tryLock', m)
     tries++
   }
@@ -414,10 +422,20 @@ scenario('start race: of processes released together, exactly one wins, every ro
   const racers = await children(6)
   const n = name('race')
   for (let round = 0; round < 4; round++) {
-    const results = await Promise.all(racers.map((c) => c.call('tryLock', n).then(() => 'won', (e) => e.code)))
+    const results = await Promise.all(
+      racers.map((c) =>
+        c.call('tryLock', n).then(
+          () => 'won',
+          (e) => e.code,
+        ),
+      ),
+    )
     const winners = results.filter((r) => r === 'won').length
     eq(winners, 1, `winners in round ${round} (${results.join(',')})`)
-    check(results.every((r) => r === 'won' || r === 'ELOCKED'), `round ${round}: ${results.join(',')}`)
+    check(
+      results.every((r) => r === 'won' || r === 'ELOCKED'),
+      `round ${round}: ${results.join(',')}`,
+    )
     const w = racers[results.indexOf('won')]
     const st = il.inspect(n)
     await w.call('release', st.path)
@@ -476,7 +494,10 @@ scenario('scopes: the same name in user and machine scope is two locks', async (
     check(il.inspect(n, { scope: 'machine' }).path.startsWith('Global\\instance-lock.'), 'machine path')
   }
   eq(il.inspect(n, { scope: 'machine' }).holder?.pid, c.pid, 'inspect machine')
-  check(il.list({ scope: 'machine' }).some((s) => s.name === n && s.locked), 'list machine')
+  check(
+    il.list({ scope: 'machine' }).some((s) => s.name === n && s.locked),
+    'list machine',
+  )
   user.release()
   await c.kill()
   il.tryLock(n, { scope: 'machine' }).release()
@@ -492,7 +513,10 @@ scenario('dir: processes passing the same dir contend, however it is spelled', a
   eq(e.holder?.pid, process.pid, 'holder pid')
   await c.call('tryLock', n, { dir: path.join(work, 'other') })
   await c.call('tryLock', n)
-  check(il.list({ dir: d }).some((s) => s.name === n && s.locked), 'list dir')
+  check(
+    il.list({ dir: d }).some((s) => s.name === n && s.locked),
+    'list dir',
+  )
   lock.release()
   await c.kill()
 })
@@ -534,13 +558,15 @@ scenario('stop: signals only a holder the system proves to hold the lock; where 
 // Windows only: what Linux covers in its own tests, and what only named
 // mutexes have
 
-scenario('workers: each thread owns its own locks; a terminated worker leaves nothing held', async () => {
-  const [held, direct, waited, pending] = ['held', 'direct', 'waited', 'pending'].map(name)
-  const mine = il.tryLock(held)
-  const later = il.tryLock(waited)
-  const blocker = il.tryLock(pending)
-  const w = new Worker(
-    `const { parentPort, workerData: d } = require('node:worker_threads')
+scenario(
+  'workers: each thread owns its own locks; a terminated worker leaves nothing held',
+  async () => {
+    const [held, direct, waited, pending] = ['held', 'direct', 'waited', 'pending'].map(name)
+    const mine = il.tryLock(held)
+    const later = il.tryLock(waited)
+    const blocker = il.tryLock(pending)
+    const w = new Worker(
+      `const { parentPort, workerData: d } = require('node:worker_threads')
     const il = require(d.root)
     let tryHeld
     try { il.tryLock(d.held) } catch (err) { tryHeld = err.code }
@@ -548,74 +574,84 @@ scenario('workers: each thread owns its own locks; a terminated worker leaves no
     il.lock(d.waited).then(() => parentPort.postMessage({ got: true }))
     il.lock(d.pending)
     parentPort.postMessage({ tryHeld })`,
-    { eval: true, workerData: { root: ROOT, held, direct, waited, pending } },
-  )
-  const messages = []
-  const next = () => new Promise((resolve) => w.once('message', resolve))
-  messages.push(await next())
-  eq(messages[0].tryHeld, 'ELOCKED', 'worker tryLock of a lock the main thread holds')
-  const got = next()
-  later.release()
-  eq((await got).got, true, 'worker got the released lock')
-  throws(() => il.tryLock(direct), 'ELOCKED', 'main tryLock of the worker-held lock')
-  await w.terminate()
-  // Released by the worker's environment as it went (not merely abandoned
-  // by its thread), and its pending wait ended without a crash.
-  const a = il.tryLock(direct)
-  const b = il.tryLock(waited)
-  eq(a.recovered, undefined, 'direct lock released cleanly')
-  eq(b.recovered, undefined, 'waited lock released cleanly')
-  for (const l of [a, b, mine, blocker]) l.release()
-}, WIN)
+      { eval: true, workerData: { root: ROOT, held, direct, waited, pending } },
+    )
+    const messages = []
+    const next = () => new Promise((resolve) => w.once('message', resolve))
+    messages.push(await next())
+    eq(messages[0].tryHeld, 'ELOCKED', 'worker tryLock of a lock the main thread holds')
+    const got = next()
+    later.release()
+    eq((await got).got, true, 'worker got the released lock')
+    throws(() => il.tryLock(direct), 'ELOCKED', 'main tryLock of the worker-held lock')
+    await w.terminate()
+    // Released by the worker's environment as it went (not merely abandoned
+    // by its thread), and its pending wait ended without a crash.
+    const a = il.tryLock(direct)
+    const b = il.tryLock(waited)
+    eq(a.recovered, undefined, 'direct lock released cleanly')
+    eq(b.recovered, undefined, 'waited lock released cleanly')
+    for (const l of [a, b, mine, blocker]) l.release()
+  },
+  WIN,
+)
 
-scenario('a name taken by another kind of kernel object: a clear error, not a crash', async () => {
-  const n = name('squat')
-  const probe = il.tryLock(`${n}x`)
-  const mutex = probe.path.slice(0, -1)
-  probe.release()
-  const sq = spawn(process.env.IL_SQUAT, [mutex], { stdio: ['ignore', 'pipe', 'inherit'] })
-  const exited = new Promise((resolve) => sq.once('exit', resolve))
-  await new Promise((resolve, reject) => {
-    sq.stdout.once('data', resolve)
-    sq.once('exit', (code) => reject(new Error(`squat.exe exited with ${code}`)))
-  })
-  try {
-    const e = throws(() => il.tryLock(n), 'EINVAL', 'tryLock')
-    eq(e.syscall, 'CreateMutexExW', 'syscall')
-    eq(e.path, mutex, 'path')
-    throws(() => il.inspect(n), 'EINVAL', 'inspect')
-    eq((await rejects(il.lock(n, { timeout: 5_000 }), 'lock')).code, 'EINVAL', 'lock code')
-  } finally {
-    sq.kill()
-    await exited
-  }
-  il.tryLock(n).release()
-}, WIN && process.env.IL_SQUAT !== undefined)
+scenario(
+  'a name taken by another kind of kernel object: a clear error, not a crash',
+  async () => {
+    const n = name('squat')
+    const probe = il.tryLock(`${n}x`)
+    const mutex = probe.path.slice(0, -1)
+    probe.release()
+    const sq = spawn(process.env.IL_SQUAT, [mutex], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const exited = new Promise((resolve) => sq.once('exit', resolve))
+    await new Promise((resolve, reject) => {
+      sq.stdout.once('data', resolve)
+      sq.once('exit', (code) => reject(new Error(`squat.exe exited with ${code}`)))
+    })
+    try {
+      const e = throws(() => il.tryLock(n), 'EINVAL', 'tryLock')
+      eq(e.syscall, 'CreateMutexExW', 'syscall')
+      eq(e.path, mutex, 'path')
+      throws(() => il.inspect(n), 'EINVAL', 'inspect')
+      eq((await rejects(il.lock(n, { timeout: 5_000 }), 'lock')).code, 'EINVAL', 'lock code')
+    } finally {
+      sq.kill()
+      await exited
+    }
+    il.tryLock(n).release()
+  },
+  WIN && process.env.IL_SQUAT !== undefined,
+)
 
-scenario('a forged or stale holder record is not believed, and nobody is terminated on its word', async () => {
-  const [c] = await children(1)
-  const n = name('forged')
-  const d = path.join(work, 'forged')
-  await c.call('tryLock', n, { dir: d })
-  const file = path.join(d, `${n}.lock`)
-  const genuine = JSON.parse(fs.readFileSync(file, 'utf8'))
-  eq(il.inspect(n, { dir: d }).holder?.pid, c.pid, 'the genuine record is believed')
-  const forge = (fields) => fs.writeFileSync(file, JSON.stringify({ ...genuine, ...fields }))
-  // This process without its creation time; the holder's pid with another
-  // creation time (a reused pid); a pid nobody has.
-  for (const fields of [{ pid: process.pid, processStartTime: '1' }, { processStartTime: '1' }, { pid: 999_996 }]) {
-    forge(fields)
-    const st = il.inspect(n, { dir: d })
-    eq(st.locked, true, 'locked')
-    eq(st.holder, undefined, `holder believed from ${JSON.stringify(fields)}`)
-  }
-  forge({ processStartTime: '1' })
-  // What stop() reports for an unprovable holder is its own business; what
-  // matters here is that the process named by the record is left alone.
-  const r = await il.stop(n, { dir: d, timeout: 500 }).catch((err) => ({ error: err }))
-  eq(r.stopped === true || r.pid !== undefined, false, `stop() result ${JSON.stringify(r)}`)
-  eq((await c.call('inspect', n, { dir: d })).locked, true, 'the holder lives on')
-  await c.kill()
-}, WIN)
+scenario(
+  'a forged or stale holder record is not believed, and nobody is terminated on its word',
+  async () => {
+    const [c] = await children(1)
+    const n = name('forged')
+    const d = path.join(work, 'forged')
+    await c.call('tryLock', n, { dir: d })
+    const file = path.join(d, `${n}.lock`)
+    const genuine = JSON.parse(fs.readFileSync(file, 'utf8'))
+    eq(il.inspect(n, { dir: d }).holder?.pid, c.pid, 'the genuine record is believed')
+    const forge = (fields) => fs.writeFileSync(file, JSON.stringify({ ...genuine, ...fields }))
+    // This process without its creation time; the holder's pid with another
+    // creation time (a reused pid); a pid nobody has.
+    for (const fields of [{ pid: process.pid, processStartTime: '1' }, { processStartTime: '1' }, { pid: 999_996 }]) {
+      forge(fields)
+      const st = il.inspect(n, { dir: d })
+      eq(st.locked, true, 'locked')
+      eq(st.holder, undefined, `holder believed from ${JSON.stringify(fields)}`)
+    }
+    forge({ processStartTime: '1' })
+    // What stop() reports for an unprovable holder is its own business; what
+    // matters here is that the process named by the record is left alone.
+    const r = await il.stop(n, { dir: d, timeout: 500 }).catch((err) => ({ error: err }))
+    eq(r.stopped === true || r.pid !== undefined, false, `stop() result ${JSON.stringify(r)}`)
+    eq((await c.call('inspect', n, { dir: d })).locked, true, 'the holder lives on')
+    await c.kill()
+  },
+  WIN,
+)
 
 await run(process.argv[2])

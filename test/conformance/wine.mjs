@@ -14,16 +14,21 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 export const ROOT = path.resolve(here, '..', '..')
 const STAGE = path.join(ROOT, 'build-win32', 'package')
 
-/** Runs setup-wine.sh; returns the prefix and the node.exe paths. */
+/**
+ * Runs setup-wine.sh; returns the prefix and the node.exe paths.
+ * @returns {{ prefix: string, nodes: string[] }}
+ */
 export function setup() {
   const out = execFileSync('bash', [path.join(ROOT, 'scripts', 'setup-wine.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-  const env = { nodes: [] }
+  let prefix
+  const nodes = []
   for (const line of out.split('\n')) {
     const [k, v] = [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]
-    if (k === 'WINEPREFIX') env.prefix = v
-    else if (k === 'NODE_EXE') env.nodes.push(v)
+    if (k === 'WINEPREFIX') prefix = v
+    else if (k === 'NODE_EXE') nodes.push(v)
   }
-  return env
+  if (prefix === undefined) throw new Error('scripts/setup-wine.sh printed no WINEPREFIX')
+  return { prefix, nodes }
 }
 
 /**
