@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { inspect, tryLock } from '../src/index.js'
 import { FIXTURES, ROOT, eventually, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
@@ -10,11 +10,19 @@ import { FIXTURES, ROOT, eventually, spawnChild, tmpDir, uniqueName } from './he
 // the process from exiting. Workers that waited or held must end cleanly,
 // taking their waits, descriptors and locks with them.
 
+// Every process a test starts is killed after it, whatever the test's
+// outcome: a stressing process left holding the lock would spin for ever.
+const started: ChildProcess[] = []
+afterEach(() => {
+  for (const p of started.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL')
+})
+
 function start(
   file: string,
   args: string[],
 ): { proc: ChildProcess; messages: unknown[]; next: () => Promise<unknown>; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
   const proc = fork(path.join(FIXTURES, file), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  started.push(proc)
   const messages: unknown[] = []
   const waiting: Array<(m: unknown) => void> = []
   proc.on('message', (m) => {
