@@ -762,31 +762,30 @@ void ReleaseFd(int fd) {
   close(fd);
 }
 
-// release(fd): see ReleaseFd.
-Napi::Value Release(const Napi::CallbackInfo& info) {
+// close() is not retried on EINTR: on Linux the descriptor is gone anyway.
+void CloseFd(int fd) { close(fd); }
+
+// release(fd) and close(fd): lets go of the descriptor with `let_go`, and
+// of this environment's claim on it.
+Napi::Value LetGo(const Napi::CallbackInfo& info, const char* signature, void (*let_go)(int)) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) return ThrowType(env, "release(fd)");
+  if (!info[0].IsNumber()) return ThrowType(env, signature);
   int fd = info[0].As<Napi::Number>().Int32Value();
-  ReleaseFd(fd);
+  let_go(fd);
   Untrack(EnvOf(env), fd);
   return env.Undefined();
 }
+
+// release(fd): see ReleaseFd.
+Napi::Value Release(const Napi::CallbackInfo& info) { return LetGo(info, "release(fd)", ReleaseFd); }
+
+Napi::Value Close(const Napi::CallbackInfo& info) { return LetGo(info, "close(fd)", CloseFd); }
 
 // unlock(fd): ReleaseFd without the close; src/ may take the lock again on
 // the same descriptor (acquire's `spare`).
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
   UnlockFd(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
-}
-
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) return ThrowType(env, "close(fd)");
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  // close() is not retried on EINTR: on Linux the descriptor is gone anyway.
-  close(fd);
-  Untrack(EnvOf(env), fd);
-  return env.Undefined();
 }
 
 // openDir(path) -> fd of the directory, opened without following a symlink

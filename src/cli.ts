@@ -454,16 +454,19 @@ function dataText(data: Record<string, unknown>): string {
 // ---------------------------------------------------------------------------
 // stop
 
+/** The one NAME a verb takes; `what` says what it is for when it is missing. */
+function oneName(verb: Verb, positionals: string[], what: string): string {
+  if (positionals.length === 1) return positionals[0]!
+  throw new UsageError(verb, positionals.length === 0 ? `missing NAME: ${what}` : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
+}
+
 async function stopVerb(args: string[]): Promise<number> {
   const { values, positionals } = parse('stop', args, { timeout: { type: 'string' }, signal: { type: 'string' }, force: { type: 'boolean' } })
   if (values.help === true) {
     out(HELP.stop)
     return 0
   }
-  if (positionals.length !== 1) {
-    throw new UsageError('stop', positionals.length === 0 ? 'missing NAME: which lock to stop' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
-  }
-  const o = identity('stop', positionals[0], values)
+  const o = identity('stop', oneName('stop', positionals, 'which lock to stop'), values)
   const timeout = values.timeout === undefined ? DEFAULT_TIMEOUT : milliseconds('stop', '--timeout', values.timeout as string)
   const signal = values.signal === undefined ? 'SIGTERM' : signalName(values.signal as string)
   const force = values.force === true
@@ -512,13 +515,7 @@ async function waitVerb(args: string[]): Promise<number> {
     out(HELP.wait)
     return 0
   }
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      'wait',
-      positionals.length === 0 ? 'missing NAME: which lock to wait for' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`,
-    )
-  }
-  const { name, ...opts } = identity('wait', positionals[0], values)
+  const { name, ...opts } = identity('wait', oneName('wait', positionals, 'which lock to wait for'), values)
   const timeout = values.timeout === undefined ? DEFAULT_WAIT_FOR_TIMEOUT : milliseconds('wait', '--timeout', values.timeout as string)
   let s: LockStatus
   try {
