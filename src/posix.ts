@@ -8,6 +8,8 @@ import type { PosixAddon } from './binding.js'
 import { abortError, fromNative, systemError, withPath } from './errors.js'
 import { flockHeldBy, flockHolders, flockTaker } from './proc.js'
 import { signalHolder } from './signal.js'
+import { createWaits } from './waiter.js'
+import type { Waiter } from './waiter.js'
 import type { Scope } from './types.js'
 
 // This backend runs only where the addon is the Unix one (src/platform.ts
@@ -339,9 +341,7 @@ function release(l: Location, h: PosixHandle, shared = false): void {
     spares.set(l.id, h)
     if (sparesClosing === undefined) sparesClosing = setImmediate(closeSpares).unref()
   }
-  // A waiter of this process blocked in flock is woken by the kernel, as
-  // one in another process is; one that retries learns at once.
-  if (queues.has(l.id) && !blocking) queueMicrotask(() => pump(l.id))
+  waits.released(l.id)
 }
 
 function update(l: Location, h: PosixHandle, record: string): void {
@@ -388,35 +388,30 @@ function enumerate(scope: Scope, dir: string | undefined): Found[] {
 }
 
 // ---------------------------------------------------------------------------
-// Waiting. A waiter opens the lock file once and tries flock(LOCK_NB) on its
-// own descriptor; while the lock is held, on Linux, a thread of the addon's
-// own (never one of libuv's pool) blocks in flock(LOCK_EX) on it, so the
-// kernel hands the lock over the moment the holder releases it or dies; the
-// thread verifies it and writes the record (see native/lock_posix.cc). Waiters of
-// one process queue per lock in FIFO order and only the head waits in the
-// kernel. A slow check covers what a blocked flock cannot see: the lock file
-// replaced or deleted while its old holder keeps the orphan locked. Where no
-// thread can wait (macOS, the BSDs) the head retries every 10 ms.
+// Waiting (the queue, timeout, abort and keep-alive are src/waiter.ts's). A
+// waiter opens the lock file once and tries flock(LOCK_NB) on its own
+// descriptor; while the lock is held, on Linux, a thread of the addon's own
+// (never one of libuv's pool) blocks in flock(LOCK_EX) on it, so the kernel
+// hands the lock over the moment the holder releases it or dies; the thread
+// verifies it and writes the record (see native/lock_posix.cc). Only the
+// head of a lock's queue waits in the kernel. A slow check covers what a
+// blocked flock cannot see: the lock file replaced or deleted while its old
+// holder keeps the orphan locked. Where no thread can wait (macOS, the BSDs)
+// the head retries every 10 ms.
 
-interface Waiter {
+interface WaitState {
   loc: PosixLocation
-  dir: Dir
+  dir: Dir | undefined
+  /** The waiter's own descriptor: -1 once handed over or closed. */
   fd: number
   writable: boolean
   /** The id of the addon's pending blocking wait, which uses `fd`. */
   blocked: number | undefined
-  /** `fd` was just tried and found held: wait at once. */
-  tried: boolean
-  record: (at: number) => string
-  resolve: (v: Acquired<PosixHandle> | Held) => void
-  reject: (e: unknown) => void
-  timer: NodeJS.Timeout | undefined
-  onAbort: (() => void) | undefined
-  signal: AbortSignal | undefined
 }
 
-const queues = new Map<string, Waiter[]>()
-const blocked = new Map<number, Waiter>()
+type PosixWaiter = Waiter<WaitState>
+
+const blocked = new Map<number, PosixWaiter>()
 // The addon's waits that block in the kernel on a thread of its own, or null
 // where waits retry instead; decided at the first wait (Linux has them,
 // unless no real-time signal is free to wake them).
@@ -425,7 +420,6 @@ interface BlockingWaits {
   cancel: NonNullable<PosixAddon['waitCancel']>
 }
 let blocking: BlockingWaits | null | undefined
-let pending = 0
 
 function blockingWaits(): BlockingWaits | null {
   if (blocking === undefined) {
@@ -435,58 +429,82 @@ function blockingWaits(): BlockingWaits | null {
   }
   return blocking
 }
-let checkTimer: NodeJS.Timeout | undefined
 
-function openWaiterFd(w: Waiter): void {
+const waits = createWaits<WaitState, PosixHandle>(
+  {
+    blocking: () => blockingWaits() !== null,
+    open: openWaiter,
+    tryOnce,
+    start,
+    cancel,
+    readHolder: (w) => (w.s.fd >= 0 ? native.readRecord(w.s.fd) : null),
+    stillWaits: (w) => native.sameFile(w.s.fd, w.s.dir!.fd, fileArg(w.s.loc)) === true,
+  },
+  abortError,
+)
+
+/**
+ * First: one try as tryLock makes, keeping the descriptor to wait on if it
+ * is held. Otherwise the lock file is opened to wait on.
+ */
+function openWaiter(w: PosixWaiter, first: boolean): Acquired<PosixHandle> | null {
+  const { s } = w
+  if (first) {
+    const at = Date.now()
+    const r = take(s.loc, w.record(at), true)
+    if (typeof r === 'number') return { handle: handleOf(r), at }
+    s.dir ??= openDir(s.loc)
+    ;[s.fd, s.writable] = r as [number, boolean]
+    return null
+  }
+  s.dir ??= openDir(s.loc)
+  openWaiterFd(s)
+  return null
+}
+
+function openWaiterFd(s: WaitState): void {
   for (let attempt = 0; ; attempt++) {
     try {
-      const [fd, writable] = native.open(w.dir.fd, fileArg(w.loc), w.loc.mode, checksOf(w.loc, w.dir))
-      w.fd = fd
-      w.writable = writable
+      const [fd, writable] = native.open(s.dir!.fd, fileArg(s.loc), s.loc.mode, checksOf(s.loc, s.dir!))
+      s.fd = fd
+      s.writable = writable
       return
     } catch (err) {
       if (attempt === 0 && isNoEnt(err)) {
-        forgetDir(w.loc.dir)
-        w.dir = openDir(w.loc, true)
+        forgetDir(s.loc.dir)
+        s.dir = openDir(s.loc, true)
         continue
       }
-      fromNative(err, w.loc.path)
+      fromNative(err, s.loc.path)
     }
   }
 }
 
-/** Tries the head of a lock's queue, and has it wait in the kernel while held. */
-function pump(id: string): void {
-  const q = queues.get(id)
-  while (q !== undefined && q.length > 0) {
-    const w = q[0]!
-    if (w.blocked !== undefined) return
-    try {
-      const at = w.tried ? -1 : attempt(w)
-      w.tried = false
-      if (at >= 0) acquired(w, at)
-      else {
-        const waits = blockingWaits()
-        if (waits !== null) {
-          const { loc } = w
-          w.blocked = waits.start(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(0))
-          blocked.set(w.blocked, w)
-        }
-      }
-    } catch (err) {
-      settle(w)
-      w.reject(withPath(err, w.loc.path))
-      continue
-    }
-    return
-  }
+/** The descriptor, which is the lock's holder now, is no longer the waiter's. */
+function handOver(s: WaitState, at: number): Acquired<PosixHandle> {
+  const fd = s.fd
+  s.fd = -1
+  return { handle: { fd, writable: s.writable }, at }
 }
 
-function acquired(w: Waiter, at: number): void {
-  const fd = w.fd
-  w.fd = -1
-  settle(w)
-  w.resolve({ handle: { fd, writable: w.writable }, at })
+function tryOnce(w: PosixWaiter): Acquired<PosixHandle> | null {
+  let at: number
+  try {
+    at = attempt(w.s, w.record)
+  } catch (err) {
+    throw withPath(err, w.s.loc.path)
+  }
+  return at >= 0 ? handOver(w.s, at) : null
+}
+
+function start(w: PosixWaiter): void {
+  const { s } = w
+  try {
+    s.blocked = blocking!.start(s.fd, s.dir!.fd, fileArg(s.loc), s.writable, s.loc.mode, checksOf(s.loc, s.dir!), w.record(0))
+  } catch (err) {
+    throw withPath(err, s.loc.path)
+  }
+  blocked.set(s.blocked, w)
 }
 
 // What the addon's lock() and a blocking wait end with (besides held, and
@@ -502,172 +520,63 @@ function onWaitEnded(id: number, state: number, value: number, syscall: string):
   const w = blocked.get(id)
   if (w === undefined) return
   blocked.delete(id)
-  w.blocked = undefined
-  if (state === ACQUIRED) return acquired(w, value)
+  w.s.blocked = undefined
+  if (state === ACQUIRED) return waits.acquired(w, handOver(w.s, value))
   if (state === STALE) {
     try {
-      reopen(w)
+      reopen(w.s)
     } catch (err) {
-      settle(w)
-      w.reject(err)
-      return
+      return waits.failed(w, err)
     }
-    return pump(w.loc.id)
+    return waits.retry(w)
   }
-  settle(w)
-  w.reject(systemError(value, syscall, w.loc.path))
+  waits.failed(w, systemError(value, syscall, w.s.loc.path))
 }
 
 /** One try: the time it was acquired, or -1 while held. */
-function attempt(w: Waiter): number {
+function attempt(s: WaitState, record: (at: number) => string): number {
   for (let i = 0; i < 64; i++) {
     const at = Date.now()
-    const { loc } = w
-    const state = native.lock(w.fd, w.dir.fd, fileArg(loc), w.writable, loc.mode, checksOf(loc, w.dir), w.record(at))
+    const { loc } = s
+    const state = native.lock(s.fd, s.dir!.fd, fileArg(loc), s.writable, loc.mode, checksOf(loc, s.dir!), record(at))
     if (state === ACQUIRED) return at
     if (state !== STALE) return -1
-    reopen(w)
+    reopen(s)
   }
-  throw systemError(11, 'flock', w.loc.path)
+  throw systemError(11, 'flock', s.loc.path)
 }
 
 /** The file we waited on was unlinked or replaced: follow the new one. */
-function reopen(w: Waiter): void {
-  native.close(w.fd)
-  w.fd = -1
-  openWaiterFd(w)
+function reopen(s: WaitState): void {
+  native.close(s.fd)
+  s.fd = -1
+  openWaiterFd(s)
 }
 
 /**
- * Ends the head's blocking wait, if any: when the addon returns, its thread
- * has let go, and the descriptor is unlocked and closed (dropping the lock
- * if the thread took it just now), so a settled wait holds nothing.
+ * Ends the blocking wait, if any: when the addon returns, its thread has let
+ * go, and the descriptor is unlocked and closed (dropping the lock if the
+ * thread took it just now). Otherwise the descriptor, if still the waiter's,
+ * is closed. Either way the wait holds nothing.
  */
-function unblock(w: Waiter): void {
+function cancel(w: PosixWaiter): void {
+  const { s } = w
   // Only blocking waits set `blocked`.
-  if (w.blocked === undefined || !blocking) return
-  blocking.cancel(w.blocked)
-  blocked.delete(w.blocked)
-  w.blocked = undefined
-  w.fd = -1
-}
-
-function settle(w: Waiter): void {
-  const q = queues.get(w.loc.id)
-  let next = false
-  if (q !== undefined) {
-    const i = q.indexOf(w)
-    if (i >= 0) q.splice(i, 1)
-    if (q.length === 0) queues.delete(w.loc.id)
-    else next = i === 0
+  if (s.blocked !== undefined && blocking) {
+    blocking.cancel(s.blocked)
+    blocked.delete(s.blocked)
+    s.blocked = undefined
+    s.fd = -1
   }
-  if (w.timer !== undefined) clearTimeout(w.timer)
-  if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort)
-  unblock(w)
-  if (w.fd >= 0) {
-    native.close(w.fd)
-    w.fd = -1
+  if (s.fd >= 0) {
+    native.close(s.fd)
+    s.fd = -1
   }
-  pending--
-  keepAlive()
-  // A new head takes over the waiting.
-  if (next) queueMicrotask(() => pump(w.loc.id))
-}
-
-// Every CHECK_INTERVAL: with blocking waits, is each head still waiting on
-// the lock file itself? (If not, it waits again on the one there now.)
-// Without, the heads simply try again.
-function check(): void {
-  if (pending === 0) return stopChecking()
-  for (const [id, q] of [...queues]) {
-    const w = q[0]!
-    if (w.blocked !== undefined) {
-      if (native.sameFile(w.fd, w.dir.fd, fileArg(w.loc)) === true) continue
-      unblock(w)
-      try {
-        openWaiterFd(w)
-      } catch (err) {
-        settle(w)
-        w.reject(err)
-        continue
-      }
-    }
-    pump(id)
-  }
-}
-
-// A pending wait keeps the process alive, as a pending timer does (the
-// blocking wait itself, or the retry timer); a settled one leaves nothing
-// behind that is its own, and nothing keeping the process alive. The
-// unreferenced check timer of blocking waits stops itself at its next run
-// with none pending: a lock acquired and released in a loop does not stop
-// and start it every time.
-function keepAlive(): void {
-  if (pending > 0 && checkTimer === undefined) {
-    checkTimer = setInterval(check, blocking ? 250 : 10)
-    if (blocking) checkTimer.unref()
-  } else if (pending === 0 && !blocking) stopChecking()
-}
-
-function stopChecking(): void {
-  if (checkTimer === undefined) return
-  clearInterval(checkTimer)
-  checkTimer = undefined
 }
 
 function wait(l: Location, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<PosixHandle> | Held> {
   const loc = l as PosixLocation
-  // Nobody of ours queued for it: one try as tryLock makes, keeping the
-  // descriptor to wait on if it is held.
-  let first: [number, boolean] | undefined
-  if (!queues.has(loc.id)) {
-    const at = Date.now()
-    const r = take(loc, record(at), true)
-    if (typeof r === 'number') return Promise.resolve({ handle: handleOf(r), at })
-    first = r as [number, boolean]
-  }
-  return new Promise((resolve, reject) => {
-    const w: Waiter = {
-      loc,
-      dir: openDir(loc),
-      fd: -1,
-      writable: false,
-      blocked: undefined,
-      tried: false,
-      record,
-      resolve,
-      reject,
-      timer: undefined,
-      onAbort: undefined,
-      signal,
-    }
-    if (first === undefined) openWaiterFd(w)
-    else [w.fd, w.writable, w.tried] = [first[0], first[1], true]
-    blockingWaits()
-    pending++
-    keepAlive()
-    let q = queues.get(loc.id)
-    if (q === undefined) queues.set(loc.id, (q = []))
-    q.push(w)
-    if (timeout !== undefined) {
-      w.timer = setTimeout(() => {
-        // The holder as it is now (a blocked wait's descriptor is ours to
-        // read until it is cancelled).
-        const held = w.fd >= 0 ? native.readRecord(w.fd) : null
-        settle(w)
-        resolve({ held: true, record: held })
-      }, timeout)
-      if (blocking) w.timer.unref()
-    }
-    if (signal !== undefined) {
-      w.onAbort = () => {
-        settle(w)
-        reject(abortError(signal))
-      }
-      signal.addEventListener('abort', w.onAbort, { once: true })
-    }
-    if (q.length === 1) pump(loc.id)
-  })
+  return waits.wait(loc.id, { loc, dir: undefined, fd: -1, writable: false, blocked: undefined }, record, timeout, signal)
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.
 import type { abortError as AbortErrorOf, systemError as SystemErrorOf, SystemError } from './errors.js'
 import type { Lock } from './lock.js'
 import type { Scope } from './types.js'
+import type { createWaits as CreateWaitsOf, Waiter, Waits } from './waiter.js'
 
 /**
  * Windows: one named mutex per lock, owned by the thread that acquired it
@@ -369,66 +370,68 @@ function terminate(_loc: Location, pid: number): boolean {
 }
 
 // ---------------------------------------------------------------------------
-// Waiting: a waiter thread per pending lock() (native/lock_win.cc), which
+// Waiting (the queue, timeout, abort and keep-alive are src/waiter.ts's): a
+// waiter thread for the head of a lock's queue (native/lock_win.cc), which
 // wakes the moment the owner releases or dies and then keeps owning the
 // mutex for this Lock. A mutex is recursive, so the JS thread never
-// re-acquires a lock this process holds: that would succeed.
+// re-acquires a lock this process holds (that would succeed), nor tries one
+// while waiting: the thread does.
+
+interface WaitState {
+  loc: WinLocation
+  /** The waiter thread's id while it waits (not once it owns the mutex). */
+  thread: number | undefined
+}
+
+type WinWaiter = Waiter<WaitState>
+
+let waits: Waits<WaitState, WinHandle>
+
+function openWaiter(w: WinWaiter, first: boolean): Acquired<WinHandle> | null {
+  const { loc } = w.s
+  if (first && !registry.has(loc.id)) {
+    const at = Date.now()
+    const r = acquire(loc, w.record(at))
+    if (!('held' in r)) return { handle: r, at }
+  }
+  ensureDir(loc)
+  return null
+}
+
+function startThread(w: WinWaiter): void {
+  const { s } = w
+  const { loc } = s
+  let id: number
+  try {
+    id = native.waitStart(loc.path, loc.machine, (state: number, winerror: number) => {
+      if (s.thread !== id) return // timed out or aborted while the report was on its way
+      if (state === 2) return waits.failed(w, winError(winerror, 'WaitForMultipleObjects', loc.path))
+      // The thread owns the mutex for the Lock now: it is stopped by release().
+      s.thread = undefined
+      const at = Date.now()
+      try {
+        writeRecord(loc, w.record(at))
+      } catch {
+        // as in acquire(): the lock stands without a record
+      }
+      waits.acquired(w, { handle: { waiter: id, recovered: state === 1 }, at })
+    })
+  } catch (err) {
+    fromNative(err, loc.path)
+  }
+  s.thread = id
+}
+
+// Joins the thread: the mutex is not owned by it once this returns.
+function stopThread(w: WinWaiter): void {
+  if (w.s.thread === undefined) return
+  native.waitStop(w.s.thread)
+  w.s.thread = undefined
+}
 
 function wait(l: Location, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<WinHandle> | Held> {
   const loc = l as WinLocation
-  if (!registry.has(loc.id)) {
-    const at = Date.now()
-    const r = acquire(loc, record(at))
-    if (!('held' in r)) return Promise.resolve({ handle: r, at })
-    if (timeout === 0) return Promise.resolve(r)
-  } else if (timeout === 0) {
-    return Promise.resolve({ held: true, record: null })
-  }
-  ensureDir(loc)
-  return new Promise((resolve, reject) => {
-    let settled = false
-    let timer: NodeJS.Timeout | undefined
-    const onAbort = (): void => {
-      settle()
-      reject(abortError(signal!))
-    }
-    const settle = (): void => {
-      settled = true
-      native.waitStop(id)
-      if (timer !== undefined) clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-    }
-    let id = 0
-    try {
-      id = native.waitStart(loc.path, loc.machine, (state: number, winerror: number) => {
-        if (settled) return // timed out or aborted while the report was on its way
-        if (state === 2) {
-          settle()
-          reject(winError(winerror, 'WaitForMultipleObjects', loc.path))
-          return
-        }
-        settled = true
-        if (timer !== undefined) clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        const at = Date.now()
-        try {
-          writeRecord(loc, record(at))
-        } catch {
-          // as in acquire(): the lock stands without a record
-        }
-        resolve({ handle: { waiter: id, recovered: state === 1 }, at })
-      })
-    } catch (err) {
-      fromNative(err, loc.path)
-    }
-    if (timeout !== undefined) {
-      timer = setTimeout(() => {
-        settle()
-        resolve({ held: true, record: believable(loc, 0) })
-      }, timeout)
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
+  return waits.wait(loc.id, { loc, thread: undefined }, record, timeout, signal)
 }
 
 /**
@@ -440,6 +443,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
 interface Win32Deps {
   native: Win32Addon
   registry: Map<string, Lock>
+  createWaits: typeof CreateWaitsOf
   abortError: typeof AbortErrorOf
   systemError: typeof SystemErrorOf
   keyHash: (canonical: string) => string
@@ -456,6 +460,11 @@ let entriesOf: (dir: string) => string[]
 let makeDirs: (dir: string) => void
 
 export function createWin32(deps: Win32Deps): Backend<WinHandle> {
-  ;({ native, registry, abortError, systemError, keyHash, entriesOf, makeDirs } = deps)
+  let createWaits: typeof CreateWaitsOf
+  ;({ native, registry, createWaits, abortError, systemError, keyHash, entriesOf, makeDirs } = deps)
+  waits = createWaits<WaitState, WinHandle>(
+    { blocking: () => true, open: openWaiter, tryOnce: () => null, start: startThread, cancel: stopThread, readHolder: (w) => believable(w.s.loc, 0) },
+    abortError,
+  )
   return { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
 }
