@@ -217,6 +217,38 @@ scenario('abort: lock() rejects with an AbortError and holds nothing afterwards,
   metrics.push(`abort as released: ${aborted} of ${rounds} aborted, the others acquired`)
 })
 
+scenario('FIFO within a process: each release hands the lock to the next waiter in the order they asked, past those that gave up', async () => {
+  const [c] = await children(1)
+  const n = name('fifo')
+  const r = await c.call('tryLock', n)
+  const order = []
+  const locks = []
+  // The first (the one waiting for the holder) and the third give up.
+  const aborts = [new AbortController(), undefined, new AbortController(), undefined]
+  const waits = aborts.map((ac, i) =>
+    il.lock(n, { timeout: 60_000, signal: ac?.signal }).then(
+      (l) => {
+        order.push(String(i))
+        locks.push(l)
+      },
+      (err) => order.push(`${i}:${err.name}`),
+    ),
+  )
+  aborts[0].abort()
+  aborts[2].abort()
+  await Promise.all([waits[0], waits[2]])
+  eq(order.join(), '0:AbortError,2:AbortError', 'the waits that gave up')
+  await c.call('release', r.path)
+  await waits[1]
+  // The last keeps waiting while the one before holds it.
+  eq(order.join(), '0:AbortError,2:AbortError,1', 'after the holder released')
+  locks[0].release()
+  await waits[3]
+  eq(order.join(), '0:AbortError,2:AbortError,1,3', 'after the first waiter released')
+  locks[1].release()
+  il.tryLock(n).release()
+})
+
 scenario('timeout 0 behaves as tryLock: refused at once when held, taken when free', async () => {
   const [c] = await children(1)
   const n = name('zero')
