@@ -409,7 +409,7 @@ interface WaitState {
   blocked: number | undefined
 }
 
-type PosixWaiter = Waiter<WaitState>
+type PosixWaiter = Waiter<WaitState, PosixHandle>
 
 const blocked = new Map<number, PosixWaiter>()
 // The addon's waits that block in the kernel on a thread of its own, or null

@@ -10,7 +10,7 @@ import type { Acquired, Held } from './backend.js'
  */
 
 /** One pending wait: the backend's state `s`, and the queue's bookkeeping. */
-export interface Waiter<S> {
+export interface Waiter<S, H> {
   /** The lock's registry id: the waiters of one lock queue together. */
   readonly id: string
   /** The record to write for an acquisition at `at` ms since the epoch. */
@@ -24,7 +24,7 @@ export interface Waiter<S> {
   timer: NodeJS.Timeout | undefined
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
-  resolve: (v: Acquired<unknown> | Held) => void
+  resolve: (v: Acquired<H> | Held) => void
   reject: (e: unknown) => void
 }
 
@@ -40,35 +40,35 @@ export interface Primitive<S, H> {
    * once now, as tryLock does: acquired, or null when held (and `w` then
    * waits at once). Not first: only ready, null.
    */
-  open(w: Waiter<S>, first: boolean): Acquired<H> | null
+  open(w: Waiter<S, H>, first: boolean): Acquired<H> | null
   /** One try by the queue's head: acquired, or null while held. */
-  tryOnce(w: Waiter<S>): Acquired<H> | null
+  tryOnce(w: Waiter<S, H>): Acquired<H> | null
   /** Begins a blocking wait, which ends with `acquired`, `retry` or `failed`. */
-  start(w: Waiter<S>): void
+  start(w: Waiter<S, H>): void
   /**
    * Synchronous: ends the blocking wait, if any, and when it returns nothing
    * of the wait is held (a lock its wait took just now is let go).
    */
-  cancel(w: Waiter<S>): void
+  cancel(w: Waiter<S, H>): void
   /** The holder's record as it is now, for a wait that timed out. */
-  readHolder(w: Waiter<S>): string | null
+  readHolder(w: Waiter<S, H>): string | null
   /**
    * Whether a blocked head still waits on the lock itself (every
    * CHECK_INTERVAL); if not, it is cancelled, opened again, and waits anew.
    * Absent where a blocking wait cannot be misled.
    */
-  stillWaits?(w: Waiter<S>): boolean
+  stillWaits?(w: Waiter<S, H>): boolean
 }
 
 export interface Waits<S, H> {
   /** Backend.wait: `s` is the new wait's own state. */
   wait(id: string, s: S, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<H> | Held>
   /** The head's blocking wait took the lock. */
-  acquired(w: Waiter<S>, r: Acquired<H>): void
+  acquired(w: Waiter<S, H>, r: Acquired<H>): void
   /** The head's blocking wait ended without the lock (what it waited on went stale): it tries again. */
-  retry(w: Waiter<S>): void
+  retry(w: Waiter<S, H>): void
   /** The head's blocking wait failed. */
-  failed(w: Waiter<S>, err: unknown): void
+  failed(w: Waiter<S, H>, err: unknown): void
   /** A lock of this process was released: where waits do not block, its waiters learn at once. */
   released(id: string): void
 }
@@ -79,7 +79,7 @@ const CHECK_INTERVAL = 250
 const POLL_INTERVAL = 10
 
 export function createWaits<S, H>(p: Primitive<S, H>, abortError: (signal: AbortSignal) => Error): Waits<S, H> {
-  const queues = new Map<string, Waiter<S>[]>()
+  const queues = new Map<string, Waiter<S, H>[]>()
   let pending = 0
   // Decided at the first wait.
   let blocking = false
@@ -110,24 +110,24 @@ export function createWaits<S, H>(p: Primitive<S, H>, abortError: (signal: Abort
 
   // The backend has handed over what held the lock (it is no longer the
   // wait's to cancel).
-  function acquired(w: Waiter<S>, r: Acquired<H>): void {
+  function acquired(w: Waiter<S, H>, r: Acquired<H>): void {
     w.blocked = false
     settle(w)
     w.resolve(r)
   }
 
-  function retry(w: Waiter<S>): void {
+  function retry(w: Waiter<S, H>): void {
     w.blocked = false
     pump(w.id)
   }
 
-  function failed(w: Waiter<S>, err: unknown): void {
+  function failed(w: Waiter<S, H>, err: unknown): void {
     w.blocked = false
     settle(w)
     w.reject(err)
   }
 
-  function settle(w: Waiter<S>): void {
+  function settle(w: Waiter<S, H>): void {
     const q = queues.get(w.id)
     let next = false
     if (q !== undefined) {
@@ -190,36 +190,19 @@ export function createWaits<S, H>(p: Primitive<S, H>, abortError: (signal: Abort
   }
 
   function wait(id: string, s: S, record: (at: number) => string, timeout: number | undefined, signal: AbortSignal | undefined): Promise<Acquired<H> | Held> {
-    const w: Waiter<S> = {
-      id,
-      record,
-      s,
-      blocked: false,
-      tried: false,
-      timer: undefined,
-      signal,
-      onAbort: undefined,
-      resolve: () => {},
-      reject: () => {},
-    }
-    try {
+    return new Promise((resolve, reject) => {
+      const w: Waiter<S, H> = { id, record, s, blocked: false, tried: false, timer: undefined, signal, onAbort: undefined, resolve, reject }
       // Nobody of ours queued for it: one try as tryLock makes.
       const first = !queues.has(id)
       const r = p.open(w, first)
-      if (r !== null) return Promise.resolve(r)
+      if (r !== null) return resolve(r)
       w.tried = first
       // No time to wait: held, by whoever holds it now.
       if (timeout === 0) {
         const held = p.readHolder(w)
         p.cancel(w)
-        return Promise.resolve({ held: true, record: held })
+        return resolve({ held: true, record: held })
       }
-    } catch (err) {
-      return Promise.reject(err)
-    }
-    return new Promise((resolve, reject) => {
-      w.resolve = resolve as Waiter<S>['resolve']
-      w.reject = reject
       blocking = p.blocking()
       pending++
       keepAlive()

@@ -383,7 +383,7 @@ interface WaitState {
   thread: number | undefined
 }
 
-type WinWaiter = Waiter<WaitState>
+type WinWaiter = Waiter<WaitState, WinHandle>
 
 let waits: Waits<WaitState, WinHandle>
 
