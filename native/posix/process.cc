@@ -2,13 +2,13 @@
 // process for as long as it is open, never to a later one that is given the
 // same pid, so a holder verified after its pidfd was opened is the process a
 // signal sent through it reaches. Elsewhere (and in the portable build, see
-// native/lock_posix.cc) nothing is registered, and src/ signals by pid.
+// native/posix/common.h) nothing is registered, and src/ signals by pid.
 //
 // Every call takes plain values and either returns a plain value or throws an
 // Error carrying errno/syscall; src/ decides what any of it means.
 #include <napi.h>
 
-#include "platform.h"
+#include "../platform.h"
 
 #if defined(__linux__) && !defined(INSTANCE_LOCK_PORTABLE)
 #include <errno.h>
