@@ -12,6 +12,7 @@
 // record.cc (the holder record), wait.cc (waiting threads, Linux), env.cc
 // (each environment's descriptors, and its end), process.cc (pidfds, Linux),
 // exports.cc (the functions src/ calls, their argument checks, Register).
+#include <fcntl.h>
 #include <napi.h>
 
 #include <cstddef>
@@ -19,6 +20,7 @@
 
 #include "../args.h"
 #include "../platform.h"
+#include "lockfile.h"
 
 // The Linux-only paths (statx, the OFD inspection indicator, waiting threads,
 // gettid, statfs magic numbers, holders proven from /proc). A build with
@@ -32,6 +34,12 @@
 #endif
 
 namespace instance_lock {
+
+// The arguments the Unix functions share, besides args.h's: a directory
+// descriptor (or AT_FDCWD), a lock file's mode, and a mask of kCheck bits.
+inline bool IsDirFd(const Napi::Value& v) { return IsFd(v) || IsInteger(v, AT_FDCWD, AT_FDCWD); }
+inline bool IsMode(const Napi::Value& v) { return IsInteger(v, 0, 07777); }
+inline bool IsChecks(const Napi::Value& v) { return IsInteger(v, 0, kCheckMode | kCheckName | kCheckOwner); }
 
 // A JS string as NUL-terminated UTF-8, with `head` free bytes in front of
 // it (room for the record header, so the record is written from one buffer).

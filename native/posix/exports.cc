@@ -43,6 +43,8 @@ namespace {
 // open(dirfd, name, mode, checks) -> [fd, writable]
 Napi::Value Open(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsDirFd(info[0]) || !info[1].IsString() || !IsMode(info[2]) || !IsChecks(info[3]))
+    return ThrowType(env, "open(dirfd, name: string, mode, checks)");
   int dirfd = info[0].As<Napi::Number>().Int32Value();
   Utf8Arg name(env, info[1]);
   if (!name.ok()) return env.Undefined();
@@ -67,6 +69,9 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 // indicator set.
 Napi::Value Lock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsFd(info[0]) || !IsDirFd(info[1]) || !info[2].IsString() || !info[3].IsBoolean() || !IsMode(info[4]) ||
+      !IsChecks(info[5]) || !IsStringOrNull(info[6]))
+    return ThrowType(env, "lock(fd, dirfd, name: string, writable: boolean, mode, checks, record: string|null)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   int dirfd = info[1].As<Napi::Number>().Int32Value();
   Utf8Arg name(env, info[2]);
@@ -101,13 +106,18 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
 // here.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsDirFd(info[0]) || !info[1].IsString() || !IsMode(info[2]) || !IsChecks(info[3]) || !IsStringOrNull(info[4]) ||
+      !info[5].IsBoolean() || !IsInteger(info[6], -1, INT32_MAX) || !info[7].IsBoolean())
+    return ThrowType(env,
+                     "acquire(dirfd, name: string, mode, checks, record: string|null, keep: boolean, spare: fd|-1, "
+                     "spareWritable: boolean)");
   Env* home = EnvOf(env);
   int dirfd = info[0].As<Napi::Number>().Int32Value();
   Utf8Arg name(env, info[1]);
   if (!name.ok()) return env.Undefined();
   mode_t mode = info[2].As<Napi::Number>().Uint32Value();
   int checks = info[3].As<Napi::Number>().Int32Value();
-  int spare = info[6].IsNumber() ? info[6].As<Napi::Number>().Int32Value() : -1;
+  int spare = info[6].As<Napi::Number>().Int32Value();
   for (int attempt = 0; attempt < 64; attempt++) {
     // A failed try is open, flock, read the record, close: what the file is
     // matters only once it is ours to write to, so it is checked after the
@@ -187,6 +197,7 @@ int GetLk(int fd, struct flock* fl) {
 // Takes no lock of any kind, so it can never make a concurrent acquire fail.
 Napi::Value Probe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "probe(path: string)");
   std::string path = info[0].As<Napi::String>();
   int fd = OpenRetry(AT_FDCWD, path.c_str(), O_RDONLY | kOpenFlags, 0);
   if (fd < 0) {
@@ -229,12 +240,14 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 
 // readRecord(fd) -> string|null
 Napi::Value ReadRecordJs(const Napi::CallbackInfo& info) {
+  if (!IsFd(info[0])) return ThrowType(info.Env(), "readRecord(fd)");
   return RecordOrNull(info.Env(), info[0].As<Napi::Number>().Int32Value());
 }
 
 // writeRecord(fd, json): throws on failure (e.g. EBADF on a read-only fd).
 Napi::Value WriteRecordJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsFd(info[0]) || !info[1].IsString()) return ThrowType(env, "writeRecord(fd, json: string)");
   Utf8Arg record(env, info[1], kHeaderLen);
   if (!record.ok()) return env.Undefined();
   int err = WriteRecord(info[0].As<Napi::Number>().Int32Value(), record);
@@ -245,6 +258,8 @@ Napi::Value WriteRecordJs(const Napi::CallbackInfo& info) {
 // flock(fd, shared, nonblocking) -> true acquired / false would block
 Napi::Value FlockJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsFd(info[0]) || !info[1].IsBoolean() || !info[2].IsBoolean())
+    return ThrowType(env, "flock(fd, shared: boolean, nonblocking: boolean)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   int op = info[1].As<Napi::Boolean>() ? LOCK_SH : LOCK_EX;
   if (info[2].As<Napi::Boolean>()) op |= LOCK_NB;
@@ -263,7 +278,7 @@ void CloseFd(int fd) { close(fd); }
 // of this environment's claim on it.
 Napi::Value LetGo(const Napi::CallbackInfo& info, const char* signature, void (*let_go)(int)) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) return ThrowType(env, signature);
+  if (!IsFd(info[0])) return ThrowType(env, signature);
   int fd = info[0].As<Napi::Number>().Int32Value();
   let_go(fd);
   Untrack(EnvOf(env), fd);
@@ -278,6 +293,7 @@ Napi::Value Close(const Napi::CallbackInfo& info) { return LetGo(info, "close(fd
 // unlock(fd): ReleaseFd without the close; src/ may take the lock again on
 // the same descriptor (acquire's `spare`).
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
+  if (!IsFd(info[0])) return ThrowType(info.Env(), "unlock(fd)");
   UnlockFd(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
@@ -286,7 +302,7 @@ Napi::Value Unlock(const Napi::CallbackInfo& info) {
 // at `path` itself; closed with close(), and with the environment.
 Napi::Value OpenDir(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString()) return ThrowType(env, "openDir(path)");
+  if (!info[0].IsString()) return ThrowType(env, "openDir(path: string)");
   std::string path = info[0].As<Napi::String>();
   int fd = OpenRetry(AT_FDCWD, path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
   if (fd < 0) {
@@ -321,6 +337,7 @@ static bool OnInitialThread() {
 // fsType(path) -> statfs magic number (Linux) or type name (BSD, macOS).
 Napi::Value FsType(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "fsType(path: string)");
   std::string path = info[0].As<Napi::String>();
   struct statfs sf;
   if (statfs(path.c_str(), &sf) != 0) {
@@ -344,6 +361,8 @@ Napi::Value FsType(const Napi::CallbackInfo& info) {
 // open as `fd` (a waiter's check that it waits on the lock file itself).
 Napi::Value SameFile(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsFd(info[0]) || !IsDirFd(info[1]) || !info[2].IsString())
+    return ThrowType(env, "sameFile(fd, dirfd, name: string)");
   Utf8Arg name(env, info[2]);
   if (!name.ok()) return env.Undefined();
   bool same = !Orphaned(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), name.c_str(),

@@ -454,8 +454,8 @@ void StopWaits(Env* env) {
 Napi::Value WaitInit(const Napi::CallbackInfo& info) {
   Napi::Env napi_env_ = info.Env();
   Env* env = EnvOf(napi_env_);
+  if (!info[0].IsFunction()) return ThrowType(napi_env_, "waitInit(callback: function)");
   if (env->waits != nullptr) return Napi::Boolean::New(napi_env_, true);
-  if (!info[0].IsFunction()) return ThrowType(napi_env_, "waitInit(callback)");
   pthread_mutex_lock(&g_mutex);
   int sig = WakeSignal();
   pthread_mutex_unlock(&g_mutex);
@@ -493,9 +493,10 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
   Env* env = EnvOf(napi_env_);
   Waits* waits = env->waits;
   if (waits == nullptr) return ThrowType(napi_env_, "waitStart before waitInit");
-  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString() || !info[3].IsBoolean() ||
-      !info[4].IsNumber() || !info[5].IsNumber() || !(info[6].IsString() || info[6].IsNull()))
-    return ThrowType(napi_env_, "waitStart(fd, dirfd, name, writable, mode, checks, record|null)");
+  if (!IsFd(info[0]) || !IsDirFd(info[1]) || !info[2].IsString() || !info[3].IsBoolean() || !IsMode(info[4]) ||
+      !IsChecks(info[5]) || !IsStringOrNull(info[6]))
+    return ThrowType(napi_env_,
+                     "waitStart(fd, dirfd, name: string, writable: boolean, mode, checks, record: string|null)");
   auto* w = new BlockingWait();
   w->fd = info[0].As<Napi::Number>().Int32Value();
   int dirfd = info[1].As<Napi::Number>().Int32Value();
@@ -557,7 +558,7 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
 Napi::Value WaitCancel(const Napi::CallbackInfo& info) {
   Napi::Env napi_env_ = info.Env();
   Env* env = EnvOf(napi_env_);
-  if (!info[0].IsNumber()) return ThrowType(napi_env_, "waitCancel(id)");
+  if (!IsUint32(info[0])) return ThrowType(napi_env_, "waitCancel(id)");
   uint32_t id = info[0].As<Napi::Number>().Uint32Value();
   if (env->waits != nullptr) {
     for (BlockingWait* w : env->waits->active) {

@@ -43,6 +43,8 @@ namespace instance_lock {
 std::wstring Wide(const std::string& s);
 std::string Narrow(const wchar_t* w);
 
+// A handle as src/ holds it: a number, never negative, exact in a double.
+inline bool IsHandle(const Napi::Value& v) { return IsInteger(v, 0, 9007199254740991.0); }
 HANDLE ToHandle(const Napi::Value& v);
 Napi::Number FromHandle(Napi::Env env, HANDLE h);
 

@@ -86,6 +86,7 @@ DWORD DosError(LONG status) {
 // On the calling thread, which then owns the mutex: release() must run on it.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsBoolean()) return ThrowType(env, "acquire(name: string, machine: boolean)");
   std::string name = info[0].As<Napi::String>();
   bool machine = info[1].As<Napi::Boolean>();
   HANDLE h = nullptr;
@@ -128,6 +129,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
 
 // release(handle): on the thread that acquired it.
 Napi::Value Release(const Napi::CallbackInfo& info) {
+  if (!IsHandle(info[0])) return ThrowType(info.Env(), "release(handle)");
   HANDLE h = ToHandle(info[0]);
   GetState(info.Env())->owned.erase(h);
   ReleaseMutex(h);
@@ -138,6 +140,7 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
 // probe(name) -> null (no such mutex) | [held, ownerPid (0: unknown)]
 Napi::Value Probe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "probe(name: string)");
   std::string name = info[0].As<Napi::String>();
   NtQueryMutantFn query = QueryMutant();
   if (query == nullptr) {

@@ -54,6 +54,7 @@ Napi::Value UserSid(const Napi::CallbackInfo& info) {
 // look, and they would show the lock as held by nobody they can name.
 Napi::Value KnownFolder(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "knownFolder(which: string)");
   std::string which = info[0].As<Napi::String>();
   const KNOWNFOLDERID& id = which == "ProgramData" ? FOLDERID_ProgramData : FOLDERID_LocalAppData;
   wchar_t* path = nullptr;
@@ -97,6 +98,7 @@ std::string CreationTime(HANDLE p) {
 // A pid alone is not an identity: pids are reused at once on Windows.
 Napi::Value ProcessStartTime(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsUint32(info[0])) return ThrowType(env, "processStartTime(pid)");
   bool denied = false;
   HANDLE p = OpenLiveProcess(info[0].As<Napi::Number>().Uint32Value(), 0, &denied);
   if (p == nullptr) return denied ? Napi::Boolean::New(env, false) : env.Null();
@@ -111,6 +113,7 @@ Napi::Value ProcessStartTime(const Napi::CallbackInfo& info) {
 // verification and here is never hit.
 Napi::Value Terminate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsUint32(info[0]) || !info[1].IsString()) return ThrowType(env, "terminate(pid, startTime: string)");
   DWORD pid = info[0].As<Napi::Number>().Uint32Value();
   std::string expected = info[1].As<Napi::String>();
   bool denied = false;
@@ -142,6 +145,7 @@ Napi::Value Terminate(const Napi::CallbackInfo& info) {
 // left as it is.
 Napi::Value MakeSharedDir(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "makeSharedDir(path: string)");
   std::string path = info[0].As<Napi::String>();
   DWORD err = 0;
   SECURITY_ATTRIBUTES sa;

@@ -105,6 +105,8 @@ void CleanupWaiter(void* arg) {
 // waitStart(name, machine, callback(state, winerror)) -> id
 Napi::Value WaitStart(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsBoolean() || !info[2].IsFunction())
+    return ThrowType(env, "waitStart(name: string, machine: boolean, callback: function)");
   std::string name = info[0].As<Napi::String>();
   Waiter* w = new Waiter();
   w->name = Wide(name);
@@ -156,6 +158,7 @@ Napi::Value WaitStart(const Napi::CallbackInfo& info) {
 // Idempotent.
 Napi::Value WaitStop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!IsUint32(info[0])) return ThrowType(env, "waitStop(id)");
   State* state = GetState(env);
   auto it = state->waiters.find(info[0].As<Napi::Number>().Uint32Value());
   if (it != state->waiters.end()) {
