@@ -14,10 +14,22 @@
       },
       "conditions": [
         ["OS=='win'", {
-          "sources": ["native/lock_win.cc"],
+          "sources": [
+            "native/win32/common.cc",
+            "native/win32/mutex.cc",
+            "native/win32/process.cc",
+            "native/win32/waiter.cc"
+          ],
           "defines": ["UNICODE", "_UNICODE", "WIN32_LEAN_AND_MEAN"]
         }, {
-          "sources": ["native/lock_posix.cc", "native/process_posix.cc"]
+          "sources": [
+            "native/posix/env.cc",
+            "native/posix/exports.cc",
+            "native/posix/lockfile.cc",
+            "native/posix/process.cc",
+            "native/posix/record.cc",
+            "native/posix/wait.cc"
+          ]
         }]
       ]
     }

@@ -2,6 +2,7 @@
 // Everything the addon exports is a small primitive; policy lives in src/.
 #include <napi.h>
 
+#include "args.h"
 #include "platform.h"
 
 #if !defined(_WIN32)
@@ -42,6 +43,7 @@ void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::st
 // sha256(text) -> hex digest of its UTF-8 bytes, as node:crypto's
 // createHash('sha256').update(text).digest('hex').
 static Napi::Value Sha256(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) return instance_lock::ThrowType(info.Env(), "sha256(text: string)");
   return Napi::String::New(info.Env(), instance_lock::Sha256Hex(info[0].As<Napi::String>()));
 }
 

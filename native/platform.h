@@ -12,7 +12,7 @@ void Register(Napi::Env env, Napi::Object exports);
 
 #if !defined(_WIN32)
 // Signalling a process through a pidfd where the system has one
-// (native/process_posix.cc).
+// (native/posix/process.cc).
 void RegisterProcess(Napi::Env env, Napi::Object exports);
 #endif
 

@@ -42,12 +42,14 @@ if (!fs.existsSync(path.join(nodeInclude, 'node_api.h'))) {
 }
 const addonApi = path.dirname(require.resolve('node-addon-api/package.json'))
 
-const sources = ['binding.cc', 'sha256.cc', 'lock_posix.cc', 'process_posix.cc'].map((f) => path.join(root, 'native', f))
+const sources = ['binding.cc', 'sha256.cc', ...['env', 'exports', 'lockfile', 'process', 'record', 'wait'].map((f) => `posix/${f}.cc`)].map((f) => path.join(root, 'native', f))
 sources.push(path.join(root, 'test', 'conformance', 'bsd-getlk.cc'))
-const headers = fs
-  .readdirSync(path.join(root, 'native'))
-  .filter((f) => f.endsWith('.h'))
-  .map((f) => path.join(root, 'native', f))
+const headers = ['', 'posix'].flatMap((dir) =>
+  fs
+    .readdirSync(path.join(root, 'native', dir))
+    .filter((f) => f.endsWith('.h'))
+    .map((f) => path.join(root, 'native', dir, f)),
+)
 const cxx = process.env.CXX ?? 'g++'
 // As binding.gyp and node-gyp's defaults build the addon, plus the define.
 const args = [

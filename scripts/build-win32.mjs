@@ -75,7 +75,7 @@ const args = [
   addonApi,
   path.join(root, 'native', 'binding.cc'),
   path.join(root, 'native', 'sha256.cc'),
-  path.join(root, 'native', 'lock_win.cc'),
+  ...['common', 'mutex', 'process', 'waiter'].map((f) => path.join(root, 'native', 'win32', `${f}.cc`)),
   hook,
   '-shared',
   '-static',

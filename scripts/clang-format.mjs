@@ -13,7 +13,14 @@ const require = createRequire(path.join(root, 'package.json'))
 const check = process.argv.includes('--check')
 
 // Every C and C++ file of the project: the addon and the C around it.
-const DIRS = { native: /\.(cc|h)$/, scripts: /\.h$/, bench: /\.c$/, 'test/conformance': /\.(c|cc)$/ }
+const DIRS = {
+  native: /\.(cc|h)$/,
+  'native/posix': /\.(cc|h)$/,
+  'native/win32': /\.(cc|h)$/,
+  scripts: /\.h$/,
+  bench: /\.c$/,
+  'test/conformance': /\.(c|cc)$/,
+}
 const files = Object.entries(DIRS).flatMap(([dir, pattern]) =>
   fs
     .readdirSync(path.join(root, dir))

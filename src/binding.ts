@@ -52,7 +52,7 @@ interface Common {
 }
 
 /**
- * The Unix primitives (native/lock_posix.cc, native/process_posix.cc), whose
+ * The Unix primitives (native/posix/), whose
  * comments say what each does. Descriptors are plain numbers; `checks` is a
  * mask of the CHECK_ constants.
  */
@@ -100,7 +100,7 @@ export interface PosixAddon extends Common {
   pidfdSignal?: (pidfd: number, signal: number) => void
 }
 
-/** The Windows primitives (native/lock_win.cc). */
+/** The Windows primitives (native/win32/). */
 export interface Win32Addon extends Common {
   platform: 'win32'
   /** [handle, abandoned] | null (held). */

@@ -10,7 +10,7 @@ import type { createWaits as CreateWaitsOf, Waiter, Waits } from './waiter.js'
 
 /**
  * Windows: one named mutex per lock, owned by the thread that acquired it
- * (see native/lock_win.cc for the thread rules), and beside it a small
+ * (see native/win32/common.h for the thread rules), and beside it a small
  * holder record file, which is information only: it is believed when the
  * process it names is alive with the creation time it recorded.
  *

@@ -93,7 +93,7 @@ describe('the packed tarball', () => {
     expect(missing, 'package.json names files the tarball lacks').toEqual([])
 
     // The build-from-source fallback (install script on platforms without a prebuild).
-    expect(files).toEqual(expect.arrayContaining(['binding.gyp', 'native/binding.cc', 'native/lock_posix.cc', 'native/platform.h']))
+    expect(files).toEqual(expect.arrayContaining(['binding.gyp', 'native/binding.cc', 'native/posix/lockfile.cc', 'native/win32/mutex.cc', 'native/platform.h']))
     for (const target of TARGETS)
       expect(
         files.filter((f) => f.startsWith(`prebuilds/${target}/`) && f.endsWith('.node')),
@@ -104,7 +104,7 @@ describe('the packed tarball', () => {
       /^(package\.json|README\.md|LICENSE|binding\.gyp)$/,
       /^bin\/[\w.-]+\.js$/,
       /^dist\/[\w.-]+\.(js|d\.ts)$/,
-      /^native\/[\w.-]+\.(cc|h)$/,
+      /^native\/((posix|win32)\/)?[\w.-]+\.(cc|h)$/,
       ...TARGETS.map((t) => new RegExp(`^prebuilds/${t}/[\\w.-]+\\.node$`)),
     ]
     expect(

@@ -68,7 +68,7 @@ describe('mutual exclusion under stress', () => {
   }, 180_000)
 })
 
-// What the addon does after every successful flock (native/lock_posix.cc,
+// What the addon does after every successful flock (native/posix/lockfile.cc,
 // VerifyLocked): a descriptor opened before its file was deleted or replaced
 // must never count as the lock, whichever way the file system is checked.
 describe.runIf(process.platform !== 'win32')('re-check after flock', async () => {

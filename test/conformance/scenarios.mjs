@@ -15,9 +15,11 @@
 // are only measured or bounded by generous limits (see harness.mjs).
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
+import { functionsWithArguments, outcome, wrongCalls } from './addon-calls.mjs'
 import { BACKEND, ROOT, WIN, check, children, eq, fails, forkChild, il, metrics, name, rejects, run, scenario, throws, within, work } from './harness.mjs'
 
 // ---------------------------------------------------------------------------
@@ -383,6 +385,28 @@ scenario('bad input: errors with codes, thrown or rejected before anything is to
   throws(() => lock.update('text'), 'ERR_INVALID_ARG_TYPE', "update('text')")
   eq(JSON.stringify(il.inspect(lock.name).holder?.data), undefined, 'data after refused updates')
   lock.release()
+})
+
+scenario('the addon: every function refuses arguments of the wrong type or range with a TypeError, touching nothing', async () => {
+  const addon = createRequire(path.join(ROOT, 'package.json'))('node-gyp-build')(ROOT)
+  const calls = wrongCalls(addon)
+  const covered = new Set(calls.map(([fn]) => fn))
+  eq(
+    functionsWithArguments(addon)
+      .filter((fn) => !covered.has(fn))
+      .join(', '),
+    '',
+    'functions without a wrong call',
+  )
+  const cwd = process.cwd()
+  const d = fs.mkdtempSync(path.join(work, 'boundary-'))
+  process.chdir(d)
+  try {
+    for (const [fn, args] of calls) eq(outcome(addon, fn, args), 'ok', `${fn}(${args.map((a) => (typeof a === 'function' ? 'fn' : JSON.stringify(a))).join(', ')})`)
+  } finally {
+    process.chdir(cwd)
+  }
+  eq(fs.readdirSync(d).join(', '), '', 'files made by refused calls')
 })
 
 scenario('lock.signal: an AbortSignal, not aborted while the lock is held and contended, nor by release()', async () => {

@@ -2,13 +2,14 @@
 // process for as long as it is open, never to a later one that is given the
 // same pid, so a holder verified after its pidfd was opened is the process a
 // signal sent through it reaches. Elsewhere (and in the portable build, see
-// native/lock_posix.cc) nothing is registered, and src/ signals by pid.
+// native/posix/common.h) nothing is registered, and src/ signals by pid.
 //
 // Every call takes plain values and either returns a plain value or throws an
 // Error carrying errno/syscall; src/ decides what any of it means.
 #include <napi.h>
 
-#include "platform.h"
+#include "../args.h"
+#include "../platform.h"
 
 #if defined(__linux__) && !defined(INSTANCE_LOCK_PORTABLE)
 #include <errno.h>
@@ -33,6 +34,7 @@ namespace {
 // pidfdOpen(pid) -> a pidfd, close-on-exec (pidfd_open sets it). ESRCH: no
 // process has that pid; ENOSYS: the kernel (or a seccomp filter) lacks it.
 Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  if (!IsInteger(info[0], 1, INT32_MAX)) return ThrowType(info.Env(), "pidfdOpen(pid > 0)");
   const pid_t pid = info[0].As<Napi::Number>().Int32Value();
   const long fd = syscall(SYS_pidfd_open, pid, 0);
   if (fd < 0) {
@@ -45,6 +47,7 @@ Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
 // pidfdSignal(pidfd, signalNumber). ESRCH: the process has exited, whatever
 // now has its pid.
 Napi::Value PidfdSignal(const Napi::CallbackInfo& info) {
+  if (!IsFd(info[0]) || !IsInteger(info[1], 0, INT32_MAX)) return ThrowType(info.Env(), "pidfdSignal(pidfd, signal)");
   const int fd = info[0].As<Napi::Number>().Int32Value();
   const int sig = info[1].As<Napi::Number>().Int32Value();
   if (syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) != 0) {
