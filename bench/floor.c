@@ -12,7 +12,7 @@
 // argv[1] is the directory of the lock file.
 //
 // floor-min:      open + flock(LOCK_EX|LOCK_NB) + close
-// floor-protocol: what native/lock_posix.cc does for acquire + release in
+// floor-protocol: what native/posix/lockfile.cc does for acquire + release in
 //                 a loop, on a descriptor opened once
 //                 (openat(O_RDWR|O_CREAT|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK);
 //                 instance-lock keeps it from a release to the next

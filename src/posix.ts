@@ -393,7 +393,7 @@ function enumerate(scope: Scope, dir: string | undefined): Found[] {
 // descriptor; while the lock is held, on Linux, a thread of the addon's own
 // (never one of libuv's pool) blocks in flock(LOCK_EX) on it, so the kernel
 // hands the lock over the moment the holder releases it or dies; the thread
-// verifies it and writes the record (see native/lock_posix.cc). Only the
+// verifies it and writes the record (see native/posix/wait.cc). Only the
 // head of a lock's queue waits in the kernel. A slow check covers what a
 // blocked flock cannot see: the lock file replaced or deleted while its old
 // holder keeps the orphan locked. Where no thread can wait (macOS, the BSDs)

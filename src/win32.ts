@@ -371,7 +371,7 @@ function terminate(_loc: Location, pid: number): boolean {
 
 // ---------------------------------------------------------------------------
 // Waiting (the queue, timeout, abort and keep-alive are src/waiter.ts's): a
-// waiter thread for the head of a lock's queue (native/lock_win.cc), which
+// waiter thread for the head of a lock's queue (native/win32/waiter.cc), which
 // wakes the moment the owner releases or dies and then keeps owning the
 // mutex for this Lock. A mutex is recursive, so the JS thread never
 // re-acquires a lock this process holds (that would succeed), nor tries one
