@@ -106,18 +106,20 @@ Napi::Value Lock(const Napi::CallbackInfo& info) {
 // here.
 Napi::Value Acquire(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!IsDirFd(info[0]) || !info[1].IsString() || !IsMode(info[2]) || !IsChecks(info[3]) || !IsStringOrNull(info[4]) ||
-      !info[5].IsBoolean() || !IsInteger(info[6], -1, INT32_MAX) || !info[7].IsBoolean())
+  int64_t dirfd, mode, checks, spare;
+  bool keep, spare_writable;
+  bool has_record = info[4].IsString();
+  if (!GetInteger(env, info[0], AT_FDCWD, INT32_MAX, &dirfd) || (dirfd < 0 && dirfd != AT_FDCWD) ||
+      !info[1].IsString() || !GetInteger(env, info[2], 0, 07777, &mode) ||
+      !GetInteger(env, info[3], 0, kCheckMode | kCheckName | kCheckOwner, &checks) ||
+      !(has_record || info[4].IsNull()) || !GetBool(env, info[5], &keep) ||
+      !GetInteger(env, info[6], -1, INT32_MAX, &spare) || !GetBool(env, info[7], &spare_writable))
     return ThrowType(env,
                      "acquire(dirfd, name: string, mode, checks, record: string|null, keep: boolean, spare: fd|-1, "
                      "spareWritable: boolean)");
   Env* home = EnvOf(env);
-  int dirfd = info[0].As<Napi::Number>().Int32Value();
   Utf8Arg name(env, info[1]);
   if (!name.ok()) return env.Undefined();
-  mode_t mode = info[2].As<Napi::Number>().Uint32Value();
-  int checks = info[3].As<Napi::Number>().Int32Value();
-  int spare = info[6].As<Napi::Number>().Int32Value();
   for (int attempt = 0; attempt < 64; attempt++) {
     // A failed try is open, flock, read the record, close: what the file is
     // matters only once it is ours to write to, so it is checked after the
@@ -125,11 +127,11 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     OpenResult r;
     bool reused = spare >= 0;
     if (reused) {
-      r.fd = spare;
-      r.writable = info[7].ToBoolean();
+      r.fd = static_cast<int>(spare);
+      r.writable = spare_writable;
       spare = -1;
     } else {
-      r = OpenLockFileUnchecked(dirfd, name.c_str(), mode);
+      r = OpenLockFileUnchecked(static_cast<int>(dirfd), name.c_str(), static_cast<mode_t>(mode));
     }
     if (r.fd < 0) {
       ThrowSystemError(env, r.err, r.syscall, name.str());
@@ -137,9 +139,10 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
     }
     int err = 0;
     const char* syscall = "flock";
-    int state = LockFd(r.fd, dirfd, name.c_str(), mode, checks, &err, &syscall);
+    int state = LockFd(r.fd, static_cast<int>(dirfd), name.c_str(), static_cast<mode_t>(mode), static_cast<int>(checks),
+                       &err, &syscall);
     if (state == kHeld) {
-      if (info[5].ToBoolean()) {
+      if (keep) {
         // A waiter re-checks its descriptor after its flock and every 250 ms.
         Track(home, r.fd);
         Napi::Array out = Napi::Array::New(env, 2);
@@ -149,7 +152,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
       }
       // A kept descriptor may have outlived its file: then the holder of
       // the orphan is nobody's business, and the file at the path is tried.
-      if (reused && Orphaned(r.fd, dirfd, name.c_str(), checks)) {
+      if (reused && Orphaned(r.fd, static_cast<int>(dirfd), name.c_str(), static_cast<int>(checks))) {
         Untrack(home, r.fd);
         close(r.fd);
         continue;
@@ -160,7 +163,7 @@ Napi::Value Acquire(const Napi::CallbackInfo& info) {
       return record;
     }
     if (state == kAcquired) {
-      if (r.writable && info[4].IsString()) {
+      if (r.writable && has_record) {
         // Read only now: a failed try never converts the record.
         Utf8Arg record(env, info[4], kHeaderLen);
         if (record.ok()) WriteRecord(r.fd, record);
@@ -278,8 +281,8 @@ void CloseFd(int fd) { close(fd); }
 // of this environment's claim on it.
 Napi::Value LetGo(const Napi::CallbackInfo& info, const char* signature, void (*let_go)(int)) {
   Napi::Env env = info.Env();
-  if (!IsFd(info[0])) return ThrowType(env, signature);
-  int fd = info[0].As<Napi::Number>().Int32Value();
+  int fd;
+  if (!GetFd(env, info[0], &fd)) return ThrowType(env, signature);
   let_go(fd);
   Untrack(EnvOf(env), fd);
   return env.Undefined();
@@ -293,8 +296,9 @@ Napi::Value Close(const Napi::CallbackInfo& info) { return LetGo(info, "close(fd
 // unlock(fd): ReleaseFd without the close; src/ may take the lock again on
 // the same descriptor (acquire's `spare`).
 Napi::Value Unlock(const Napi::CallbackInfo& info) {
-  if (!IsFd(info[0])) return ThrowType(info.Env(), "unlock(fd)");
-  UnlockFd(info[0].As<Napi::Number>().Int32Value());
+  int fd;
+  if (!GetFd(info.Env(), info[0], &fd)) return ThrowType(info.Env(), "unlock(fd)");
+  UnlockFd(fd);
   return info.Env().Undefined();
 }
 
