@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { LockedError, singleInstance } from '../src/index.js'
-import { FIXTURES, builtinsLoadedBy, spawnChild, tmpDir, uniqueName } from './helpers.js'
+import { FIXTURES, ROOT, builtinsLoadedBy, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
 function guard(name: string, options: object) {
   const proc = spawn(process.execPath, [path.join(FIXTURES, 'guard.cjs'), name, JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -86,5 +86,34 @@ describe('guard start-up', () => {
   it.runIf(process.platform !== 'win32')('takes the guard, required by name, without loading node:os or the ESM resolver', () => {
     const loaded = builtinsLoadedBy("require('instance-lock').singleInstance(process.argv[2], { dir: process.argv[3] })", uniqueName(), tmpDir())
     expect(loaded.filter((m) => m === 'os' || m === 'internal/modules/esm/resolve')).toEqual([])
+  })
+})
+
+describe.runIf(process.platform === 'linux')('the guard installs no signal handler', () => {
+  // The signals a process catches, as the kernel lists them (SigCgt), after
+  // `script` ran: the guard, held or refused with 'throw', must add none
+  // (the lock needs no cleanup). Only a lock() that blocks installs one, for
+  // a real-time signal that wakes its own waiting thread.
+  const caught = (script: string): string => {
+    const dir = tmpDir()
+    const out = execFileSync(
+      process.execPath,
+      ['-e', `${script}; process.stdout.write(require('node:fs').readFileSync('/proc/self/status', 'utf8').match(/^SigCgt:\\s*(\\w+)/m)[1])`],
+      { cwd: ROOT, encoding: 'utf8', env: { ...process.env, IL_DIR: dir } },
+    )
+    return out.trim()
+  }
+
+  it('holding the guard or being refused by it catches the same signals as a bare node', () => {
+    const bare = caught(`require(${JSON.stringify(ROOT)})`)
+    const name = uniqueName()
+    expect(caught(`require(${JSON.stringify(ROOT)}).singleInstance(${JSON.stringify(name)}, { dir: process.env.IL_DIR })`)).toBe(bare)
+    const held = singleInstance(name, { dir: tmpDir() })
+    try {
+      const refused = `try { require(${JSON.stringify(ROOT)}).singleInstance(${JSON.stringify(name)}, { dir: ${JSON.stringify(path.dirname(held.path))}, onLocked: 'throw' }) } catch {}`
+      expect(caught(refused)).toBe(bare)
+    } finally {
+      held.release()
+    }
   })
 })
