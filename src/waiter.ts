@@ -3,7 +3,7 @@ import type { Acquired, Held } from './backend.js'
 /**
  * Waiting for a lock, the policy both backends share: waiters of one process
  * queue per lock in FIFO order and only the head waits; a timeout settles
- * as held, with the holder's record; an AbortSignal rejects with an
+ * as held, with the holder's record, after the head's last try; an AbortSignal rejects with an
  * AbortError; a pending wait keeps the process alive as a timer does and a
  * settled one leaves nothing behind. A backend plugs in only its blocking
  * primitive (a `Primitive`).
@@ -211,6 +211,24 @@ export function createWaits<S, H>(p: Primitive<S, H>, abortError: (signal: Abort
       q.push(w)
       if (timeout !== undefined) {
         w.timer = setTimeout(() => {
+          // The deadline and the lock's release can fall in one turn of the
+          // loop, the release first (a busy process, a slow machine): the
+          // kernel may then have handed the lock to the head's wait, whose
+          // report is still on its way. Cancelling it would drop a lock the
+          // caller could have had and name a holder who has gone, so the
+          // head makes one last try, as tryLock does.
+          if (queues.get(id)?.[0] === w) {
+            let r: Acquired<H> | null
+            try {
+              p.cancel(w)
+              w.blocked = false
+              r = p.open(w, true)
+            } catch (err) {
+              settle(w)
+              return reject(err)
+            }
+            if (r !== null) return acquired(w, r)
+          }
           // The holder as it is now (what a wait holds is its own to read
           // until it is cancelled).
           const held = p.readHolder(w)

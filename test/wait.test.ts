@@ -93,6 +93,22 @@ describe('lock(): waiting', () => {
     l.release()
   })
 
+  it('a lock released in the same turn as the deadline, before it, is taken, not reported held by its gone holder', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    for (let round = 0; round < 5; round++) {
+      const held = tryLock(name, { dir })
+      const pending = lock(name, { dir, timeout: 50 })
+      setTimeout(() => held.release(), 10)
+      // A busy loop: both timers are due when it ends, the release first.
+      const end = Date.now() + 200
+      while (Date.now() < end);
+      const l = await pending
+      expect(l.released).toBe(false)
+      l.release()
+    }
+  })
+
   it('rejects at once for an already-aborted signal, and on abort while waiting, leaving no descriptor behind', async () => {
     const { dir, name } = await heldElsewhere()
     const fds = openFds()

@@ -272,6 +272,21 @@ scenario('timeout 0 behaves as tryLock: refused at once when held, taken when fr
   await c.kill()
 })
 
+scenario('deadline: a lock released in the same turn as the timeout, before it, is taken, not reported held by its gone holder', async () => {
+  const n = name('deadline')
+  for (let round = 0; round < 3; round++) {
+    const held = il.tryLock(n)
+    const pending = il.lock(n, { timeout: 50 })
+    setTimeout(() => held.release(), 10)
+    // Busy: both timers are due when this ends, the release first.
+    const end = Date.now() + 200
+    while (Date.now() < end);
+    const lock = await within(pending, 10_000, 'lock() to settle')
+    eq(lock.released, false, `held, round ${round}`)
+    lock.release()
+  }
+})
+
 scenario('inspect never takes: a concurrent tryLock loop in another process never fails', async () => {
   const [looker, taker] = await children(2)
   const n = name('hammer')
