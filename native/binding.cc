@@ -12,7 +12,7 @@
 namespace instance_lock {
 
 #if defined(_WIN32)
-// Win32 error numbers: src/win32.ts maps them to Node's codes (the addon is
+// Win32 error numbers: src/backends/win32-mutex/index.ts maps them to Node's codes (the addon is
 // linked against Node-API alone there, which has no libuv to ask).
 void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path) {
   Napi::Error e = Napi::Error::New(env, std::string(syscall) + " failed");
@@ -25,7 +25,7 @@ void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::st
 // Shaped as fs shapes its errors, from the table fs itself uses (libuv's):
 // "EMFILE: too many open files, fcntl", code, negative errno, syscall. No
 // `path`: the addon mostly sees names relative to a directory descriptor,
-// and src/ (fromNative in src/errors.ts) adds the full path of the lock
+// and src/ (fromNative in src/core/errors.ts) adds the full path of the lock
 // file or directory concerned.
 void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& /* path */) {
   int uverr = uv_translate_sys_error(err);

@@ -18,8 +18,8 @@ void RegisterProcess(Napi::Env env, Napi::Object exports);
 
 // Throws a JS Error for the OS error `err` in `syscall`. Unix: shaped as fs
 // shapes its errors (code, negative errno, syscall, libuv's message), with
-// `path` left to src/ (fromNative in src/errors.ts). Windows: the Win32
-// number as `errno`, which src/win32.ts maps to a code.
+// `path` left to src/ (fromNative in src/core/errors.ts). Windows: the Win32
+// number as `errno`, which src/backends/win32-mutex/index.ts maps to a code.
 void ThrowSystemError(Napi::Env env, int err, const char* syscall, const std::string& path);
 
 // SHA-256 of the bytes, as 64 lowercase hex digits (native/sha256.cc).

@@ -27,7 +27,7 @@ fs.rmSync(out, { recursive: true, force: true })
 try {
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json'), '--emitDeclarationOnly', '--outDir', out], { stdio: 'inherit' })
   await esbuild.build({
-    entryPoints: { lib: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli.ts'), win32: path.join(root, 'src/win32.ts') },
+    entryPoints: { lib: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli/main.ts'), win32: path.join(root, 'src/backends/win32-mutex/index.ts') },
     outdir: out,
     bundle: true,
     platform: 'node',
@@ -35,7 +35,7 @@ try {
     target: 'node20',
     // The Windows backend is its own file, required by the other two on
     // Windows only. node-gyp-build is required only where the addon is not
-    // the shipped prebuild (src/binding.ts).
+    // the shipped prebuild (src/backends/addon.ts).
     external: ['./win32.js', 'node-gyp-build'],
     legalComments: 'none',
     logLevel: 'warning',
@@ -45,7 +45,7 @@ try {
   // would mean a second registry of held locks): it must bundle nothing else.
   const win32 = fs.readFileSync(path.join(out, 'win32.js'), 'utf8')
   const sources = [...win32.matchAll(/^\/\/ (src\/\S+)$/gm)].map((m) => m[1])
-  if (sources.join() !== 'src/win32.ts') throw new Error(`build-ts: dist/win32.js bundles ${sources.join(', ')}`)
+  if (sources.join() !== 'src/backends/win32-mutex/index.ts') throw new Error(`build-ts: dist/win32.js bundles ${sources.join(', ')}`)
 
   // Node's CommonJS lexer finds the names for `import { tryLock } from
   // 'instance-lock'` in esbuild's annotation `0 && (module.exports = { a, b })`;

@@ -1,7 +1,7 @@
 // Every function the addon exports refuses arguments of the wrong type or out
 // of range with a TypeError (ERR_INVALID_ARG_TYPE), before it does anything:
 // never a crash, never a system error from a descriptor read as 0. Each call
-// runs in a process of its own, loading the addon as src/binding.ts does
+// runs in a process of its own, loading the addon as src/backends/addon.ts does
 // (node-gyp-build, from the package root), so a crash fails only its case.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -10,7 +10,7 @@ import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { functionsWithArguments, wrongCalls } from './conformance/addon-calls.mjs'
-import { native } from '../src/binding.js'
+import { native } from '../src/backends/addon.js'
 
 const ROOT = path.resolve(__dirname, '..')
 const CALLS = path.join(ROOT, 'test', 'conformance', 'addon-calls.mjs')

@@ -126,10 +126,7 @@ function markdownSnippets(): Snippet[] {
 /** The @example of every JSDoc comment in src/, with the imports it needs. */
 function jsdocSnippets(): Snippet[] {
   const out: Snippet[] = []
-  for (const name of fs
-    .readdirSync(path.join(ROOT, 'src'))
-    .filter((f) => f.endsWith('.ts'))
-    .sort()) {
+  for (const name of (fs.readdirSync(path.join(ROOT, 'src'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).sort()) {
     const text = fs.readFileSync(path.join(ROOT, 'src', name), 'utf8')
     for (const m of text.matchAll(/\/\*\*[\s\S]*?\*\//g)) {
       const lines = m[0].split('\n').map((l) => l.replace(/^\s*\/?\*+\/?\s?/, '').replace(/\s*\*\/$/, ''))

@@ -117,7 +117,7 @@ describe('entry points', () => {
   })
 })
 
-// src/binding.ts loads the shipped prebuild itself where node-gyp-build
+// src/backends/addon.ts loads the shipped prebuild itself where node-gyp-build
 // would pick it, and leaves every other case to node-gyp-build. Each case
 // runs a copy of the package installed in a fresh node_modules.
 describe('which addon the package loads', () => {
@@ -203,12 +203,12 @@ describe('which addon the package loads', () => {
 
 // What a TypeScript consumer gets: dist/'s declarations, as `files` ships them.
 describe('the published types', () => {
-  const declarations = () => fs.readdirSync(path.join(ROOT, 'dist')).filter((f) => f.endsWith('.d.ts'))
+  const declarations = () => (fs.readdirSync(path.join(ROOT, 'dist'), { recursive: true }) as string[]).filter((f) => f.endsWith('.d.ts'))
 
   it("have none of the package's own members (@internal, stripped by tsc)", () => {
     const found = declarations().filter((f) => fs.readFileSync(path.join(ROOT, 'dist', f), 'utf8').includes('@internal'))
     expect(found).toEqual([])
-    const lock = fs.readFileSync(path.join(ROOT, 'dist', 'lock.d.ts'), 'utf8')
+    const lock = fs.readFileSync(path.join(ROOT, 'dist', 'core', 'lock.d.ts'), 'utf8')
     const members = /export declare class Lock [^{]*\{([\s\S]*?)\n\}/.exec(lock)![1]!
     for (const internal of ['releaseShared', 'location', 'handle', 'backend']) expect(members).not.toMatch(new RegExp(`\\b${internal}\\b`))
     expect(members).toContain('private constructor();')

@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import util from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { native } from '../src/binding.js'
+import { native } from '../src/backends/addon.js'
 import { LockedError, inspect, lock, tryLock } from '../src/index.js'
 import { ROOT, builtinsLoadedBy, spawnChild, tmpDir, uniqueName } from './helpers.js'
 

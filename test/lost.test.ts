@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import type { Backend, Location } from '../src/backend.js'
+import type { Backend, Location } from '../src/core/backend.js'
 import { tryLock } from '../src/index.js'
 import type { Lock } from '../src/index.js'
-import { newLock } from '../src/lock.js'
+import { newLock } from '../src/core/lock.js'
 import { builtinsLoadedBy, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
 // A lock file deleted or replaced under its holder (by hand, by a temp

@@ -9,8 +9,8 @@ import { startHolder } from './stop-fixtures.js'
 
 const refused = vi.hoisted(() => ({ calls: 0 }))
 
-vi.mock('../src/binding.js', async (importOriginal) => {
-  const { native } = await importOriginal<typeof import('../src/binding.js')>()
+vi.mock('../src/backends/addon.js', async (importOriginal) => {
+  const { native } = await importOriginal<typeof import('../src/backends/addon.js')>()
   const pidfdOpen = (): never => {
     refused.calls++
     throw Object.assign(new Error('pidfd_open failed'), { errno: 38, syscall: 'pidfd_open' }) // ENOSYS

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { stop } from '../src/index.js'
-import { type Reach, seam, signalHolder } from '../src/signal.js'
+import { type Reach, seam, signalHolder } from '../src/backends/flock/signal.js'
 import { FIXTURES, tmpDir, uniqueName } from './helpers.js'
 import { isAlive, track } from './stop-fixtures.js'
 

@@ -72,7 +72,7 @@ describe('mutual exclusion under stress', () => {
 // VerifyLocked): a descriptor opened before its file was deleted or replaced
 // must never count as the lock, whichever way the file system is checked.
 describe.runIf(process.platform !== 'win32')('re-check after flock', async () => {
-  const { native: addon } = await import('../src/binding.js')
+  const { native: addon } = await import('../src/backends/addon.js')
   if (addon.platform !== 'posix') throw new Error('the Unix addon was expected')
   const native = addon
   const ACQUIRED = 0
@@ -139,7 +139,7 @@ describe.runIf(process.platform !== 'win32')('re-check after flock', async () =>
   })
 
   it('the link count alone on ext4 and tmpfs; the name too on other or unknown file systems', async () => {
-    const { fsChecks } = await import('../src/posix.js')
+    const { fsChecks } = await import('../src/backends/flock/index.js')
     const types = (p: string) => execFileSync('stat', ['-f', '-c', '%T', p], { encoding: 'utf8' }).trim()
     for (const dir of [tmpDir(), '/dev/shm']) {
       if (['ext2/ext3', 'tmpfs'].includes(types(dir))) expect(fsChecks(dir)).toBe(0)

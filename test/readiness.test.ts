@@ -4,7 +4,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { inspect, list, tryLock, waitFor } from '../src/index.js'
 import type { LockStatus } from '../src/index.js'
-import { makeRecord, parseRecord } from '../src/record.js'
+import { makeRecord, parseRecord } from '../src/core/record.js'
 import { ROOT, spawnChild, tmpDir, uniqueName } from './helpers.js'
 import { COMMAND, Cli, cli } from './stop-fixtures.js'
 

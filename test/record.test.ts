@@ -1,7 +1,7 @@
 import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { inspect, tryLock } from '../src/index.js'
-import { isoAt, parseRecord } from '../src/record.js'
+import { isoAt, parseRecord } from '../src/core/record.js'
 import { tmpDir, uniqueName } from './helpers.js'
 
 describe('holder record timestamps', () => {

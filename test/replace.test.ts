@@ -2,7 +2,7 @@ import { fork } from 'node:child_process'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { LockedError, inspect, singleInstance, tryLock } from '../src/index.js'
-import { flockHolders } from '../src/proc.js'
+import { flockHolders } from '../src/backends/flock/proc.js'
 import { FIXTURES, tmpDir, uniqueName } from './helpers.js'
 import { signalsSeen, startHolder, track, usurpOnceSignalled } from './stop-fixtures.js'
 

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
-import type { Location } from '../src/backend.js'
-import { endHolder } from '../src/stop.js'
+import type { Location } from '../src/core/backend.js'
+import { endHolder } from '../src/api/stop.js'
 
 // A holder proven to hold the lock can let go or exit before its signal
 // (and then it is not signalled). If the lock is still held when time runs
@@ -15,7 +15,7 @@ const fake = vi.hoisted(() => ({
   terminate: vi.fn(() => false),
   wait: (_loc: unknown, _record: unknown, timeout: number) => new Promise((resolve) => setTimeout(() => resolve({ held: true, record: null }), timeout)),
 }))
-vi.mock('../src/platform.js', () => ({ backend: fake }))
+vi.mock('../src/backends/index.js', () => ({ backend: fake }))
 
 const loc: Location = { name: 'x', key: undefined, scope: 'user', path: '/nonexistent/x.lock', id: 'user:/nonexistent/x.lock' }
 

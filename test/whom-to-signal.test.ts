@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import type { Location } from '../src/backend.js'
-import { endHolder } from '../src/stop.js'
-import { KILL_WAIT, RECHECK, begin, next, type Observation, type Outcome, type Plan, type Step } from '../src/stopping.js'
-import type { Holder } from '../src/types.js'
+import type { Location } from '../src/core/backend.js'
+import { endHolder } from '../src/api/stop.js'
+import { KILL_WAIT, RECHECK, begin, next, type Observation, type Outcome, type Plan, type Step } from '../src/core/stopping.js'
+import type { Holder } from '../src/api/types.js'
 
 // Whom a stop signals, when it escalates, and what it concludes, as sequences
 // of what the operating system is seen to say: no process is started, and
@@ -419,7 +419,7 @@ describe('the decision is pure', () => {
 // of a step): every step is the one backend call it names, and the outcome
 // is the decision's, with the lock a replace took.
 const script = vi.hoisted(() => ({ seen: [] as object[], calls: [] as string[], clock: 0 }))
-vi.mock('../src/platform.js', () => {
+vi.mock('../src/backends/index.js', () => {
   const answer = <T>(k: string): T => {
     if ((script.seen[0] as { used?: true } | undefined)?.used) script.seen.shift()
     const o = script.seen.shift()

@@ -1,4 +1,4 @@
-// The functions src/ calls (see src/binding.ts for their shapes), and
+// The functions src/ calls (see src/backends/addon.ts for their shapes), and
 // Register, which installs them.
 #include <errno.h>
 #include <fcntl.h>

@@ -175,7 +175,7 @@ void Report(BlockingWait* w) {
   pthread_mutex_unlock(&waits->mutex);
 }
 
-// The time as src/record.ts stamps it, 24 characters: 1970-01-01T00:00:00.000Z.
+// The time as src/core/record.ts stamps it, 24 characters: 1970-01-01T00:00:00.000Z.
 const char kStampPlaceholder[] = "\"startedAt\":\"1970-01-01T00:00:00.000Z\"";
 constexpr size_t kStampOffset = 13;  // of the time within the placeholder
 

@@ -8,7 +8,7 @@
 //
 // Every call takes plain values and either returns a plain value or throws an
 // Error carrying the Win32 error number as `errno`, plus `syscall` and
-// `path`; src/win32.ts decides what any of it means.
+// `path`; src/backends/win32-mutex/index.ts decides what any of it means.
 //
 // A mutex belongs to the thread that acquired it (ReleaseMutex from any other
 // thread fails with ERROR_NOT_OWNER) and is recursive. So: tryLock acquires

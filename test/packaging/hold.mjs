@@ -29,7 +29,7 @@ try {
     arch: process.arch,
     node: process.version,
     // The file node-gyp-build picks with this environment, and the one the
-    // package loaded (src/binding.ts).
+    // package loaded (src/backends/addon.ts).
     addon: require('node-gyp-build').path(path.dirname(require.resolve('instance-lock/package.json'))),
     loaded: Object.keys(require.cache).filter((f) => f.endsWith('.node')),
     // `import` and `require` must share one module: one addon, one registry of held locks.

@@ -1,9 +1,9 @@
 import type { Location } from './backend.js'
 import { primaryLock, type Lock } from './lock.js'
-import { backend } from './platform.js'
-import { PROVES_HOLDERS } from './posix.js'
+import { backend } from '../backends/index.js'
+import { PROVES_HOLDERS } from '../backends/flock/index.js'
 import { parseRecord } from './record.js'
-import type { Holder } from './types.js'
+import type { Holder } from '../api/types.js'
 
 /**
  * The guard in a `node:cluster` worker. A program whose first line is

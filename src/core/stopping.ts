@@ -1,7 +1,7 @@
 /**
  * Whom a stop signals, when it escalates, and what it concludes, decided
  * without touching anything: a state machine fed what the operating system
- * was seen to say, one step at a time. src/stop.ts carries out its steps
+ * was seen to say, one step at a time. src/api/stop.ts carries out its steps
  * (the backend's taker, holders, terminate, wait) and reports back.
  *
  * A stop sees the lock in snapshots, and between two of them the holder can
@@ -9,7 +9,7 @@
  * lock. Every decision below is taken on the kernel's word at the latest
  * snapshot, never on a pid read from the holder's record.
  */
-import type { Holder } from './types.js'
+import type { Holder } from '../api/types.js'
 
 // While the lock is waited for, who holds it is looked at again this often: a
 // holder can pass its descriptor on (`instance-lock run` gives it to COMMAND,

@@ -20,7 +20,9 @@ import { join } from 'node:path'
 // Everything else (a source build, another platform, an override) is left to
 // node-gyp-build itself. The packaging test checks, on every shipped
 // platform, that the addon loaded is the one node-gyp-build picks.
-const root = join(__dirname, '..')
+// The package root: above dist/ for the bundle, above src/backends/ for the
+// sources (as the tests run them).
+const root = join(__dirname, __filename.endsWith('.ts') ? '../..' : '..')
 
 const SHIPPED: Partial<Record<NodeJS.Platform, string>> = {
   linux: 'instance-lock.glibc.node',

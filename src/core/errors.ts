@@ -1,7 +1,7 @@
 import { lstatSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { getSystemErrorMap } from 'node:util'
-import type { Holder } from './types.js'
+import type { Holder } from '../api/types.js'
 
 /**
  * Thrown (or rejected with) when a lock is held by another process, or by

@@ -1,6 +1,6 @@
 import type { Location } from './backend.js'
 import { describeLock } from './lock.js'
-import type { Holder } from './types.js'
+import type { Holder } from '../api/types.js'
 
 /**
  * The one message the guard prints when another instance is running. `dir`:

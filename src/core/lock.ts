@@ -1,8 +1,8 @@
 import type { Backend, Location } from './backend.js'
 import { LockedError, lockLostError } from './errors.js'
 import { isoAt, makeRecord, parseRecord } from './record.js'
-import type { Holder, Scope } from './types.js'
-import { checkData } from './validate.js'
+import type { Holder, Scope } from '../api/types.js'
+import { checkData } from '../api/validate.js'
 
 /**
  * The locks this process holds, by location. A second acquisition in this

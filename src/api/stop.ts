@@ -1,13 +1,13 @@
-import { isHeld } from './backend.js'
-import type { Location } from './backend.js'
-import { LockedError, fromNative, invalidArgType, invalidArgValue } from './errors.js'
-import { current } from './holder.js'
-import { locateIdentity } from './locate.js'
-import { Lock, lockedError, newLock, registry } from './lock.js'
-import { backend } from './platform.js'
-import { isoAt, makeRecord, parseRecord } from './record.js'
-import { begin, next } from './stopping.js'
-import type { Observation, Outcome, Sighting, Step } from './stopping.js'
+import { isHeld } from '../core/backend.js'
+import type { Location } from '../core/backend.js'
+import { LockedError, fromNative, invalidArgType, invalidArgValue } from '../core/errors.js'
+import { current } from '../core/holder.js'
+import { locateIdentity } from '../core/locate.js'
+import { Lock, lockedError, newLock, registry } from '../core/lock.js'
+import { backend } from '../backends/index.js'
+import { isoAt, makeRecord, parseRecord } from '../core/record.js'
+import { begin, next } from '../core/stopping.js'
+import type { Observation, Outcome, Sighting, Step } from '../core/stopping.js'
 import type { StopOptions, StopResult } from './types.js'
 import { checkIdentity, checkTimeout } from './validate.js'
 
@@ -32,7 +32,7 @@ export interface EndOptions {
  * Asks the processes the kernel proves to hold the lock to exit, waits for the
  * lock (not merely the pid) to be free, and with `force` kills them after
  * `timeout`. A pid from the record is never signalled on its own word.
- * Whom to signal and when is decided in src/stopping.ts; this carries out
+ * Whom to signal and when is decided in src/core/stopping.ts; this carries out
  * its steps. Only `wait` yields to the event loop: each other step is done
  * and decided on within one turn, as one look at the lock.
  */

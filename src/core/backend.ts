@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { Scope } from './types.js'
+import type { Scope } from '../api/types.js'
 
 /** Where a lock lives; computed from its identity alone, with no side effects. */
 export interface Location {

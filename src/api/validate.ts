@@ -1,5 +1,5 @@
 import type { LockOptions, Scope } from './types.js'
-import { invalidArgType, invalidArgValue, outOfRange } from './errors.js'
+import { invalidArgType, invalidArgValue, outOfRange } from '../core/errors.js'
 
 // Every check here runs before anything touches a file or a kernel object.
 

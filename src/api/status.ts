@@ -1,8 +1,8 @@
-import type { Location } from './backend.js'
-import { current } from './holder.js'
-import { registry } from './lock.js'
-import { backend } from './platform.js'
-import { parseRecord } from './record.js'
+import type { Location } from '../core/backend.js'
+import { current } from '../core/holder.js'
+import { registry } from '../core/lock.js'
+import { backend } from '../backends/index.js'
+import { parseRecord } from '../core/record.js'
 import type { Holder, LockStatus } from './types.js'
 
 export function statusOf(loc: Location, locked: boolean, holder: Holder | undefined): LockStatus {

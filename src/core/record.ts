@@ -1,6 +1,6 @@
 import type { Location } from './backend.js'
-import { native } from './binding.js'
-import type { Holder } from './types.js'
+import { native } from '../backends/addon.js'
+import type { Holder } from '../api/types.js'
 
 let prefix: string | undefined
 let isoMs = NaN

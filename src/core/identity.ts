@@ -1,6 +1,6 @@
 import { realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { native } from './binding.js'
+import { native } from '../backends/addon.js'
 
 /**
  * The identity of a key. A key naming an existing file or directory becomes

@@ -1,8 +1,8 @@
 import { isAbsolute } from 'node:path'
 import type { Location } from './backend.js'
 import { canonicalKey, keyHash } from './identity.js'
-import { backend } from './platform.js'
-import type { Identity } from './validate.js'
+import { backend } from '../backends/index.js'
+import type { Identity } from '../api/validate.js'
 
 // Where a keyless lock lives depends only on its name, scope and directory
 // (unless that directory is relative to a cwd that may change): remember it,

@@ -1,18 +1,18 @@
 import { fchmodSync, fstatSync, lstatSync, mkdirSync, statSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
-import { entriesOf, makeDirs } from './backend.js'
-import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
-import { native as addon } from './binding.js'
-import type { PosixAddon } from './binding.js'
-import { abortError, fromNative, systemError, withPath } from './errors.js'
+import { entriesOf, makeDirs } from '../../core/backend.js'
+import type { Acquired, Backend, Found, Held, Location, Probe } from '../../core/backend.js'
+import { native as addon } from '../addon.js'
+import type { PosixAddon } from '../addon.js'
+import { abortError, fromNative, systemError, withPath } from '../../core/errors.js'
 import { flockHeldBy, flockHolders, flockTaker } from './proc.js'
 import { signalHolder } from './signal.js'
-import { createWaits } from './waiter.js'
-import type { Waiter } from './waiter.js'
-import type { Scope } from './types.js'
+import { createWaits } from '../../core/waiter.js'
+import type { Waiter } from '../../core/waiter.js'
+import type { Scope } from '../../api/types.js'
 
-// This backend runs only where the addon is the Unix one (src/platform.ts
+// This backend runs only where the addon is the Unix one (src/backends/index.ts
 // chooses); on Windows this module is loaded but never called.
 const native = addon as PosixAddon
 
@@ -388,7 +388,7 @@ function enumerate(scope: Scope, dir: string | undefined): Found[] {
 }
 
 // ---------------------------------------------------------------------------
-// Waiting (the queue, timeout, abort and keep-alive are src/waiter.ts's). A
+// Waiting (the queue, timeout, abort and keep-alive are src/core/waiter.ts's). A
 // waiter opens the lock file once and tries flock(LOCK_NB) on its own
 // descriptor; while the lock is held, on Linux, a thread of the addon's own
 // (never one of libuv's pool) blocks in flock(LOCK_EX) on it, so the kernel
@@ -596,7 +596,7 @@ function taker(l: Location): number | undefined {
 }
 
 // Linux >= 5.3: a holder is signalled through a pidfd opened before it is
-// verified, so the process signalled is the one verified (src/signal.ts).
+// verified, so the process signalled is the one verified (src/backends/flock/signal.ts).
 // Without pidfds (an older kernel, a seccomp filter that refuses them; or not
 // Linux, where no holder is ever proven) it is verified right before
 // kill(pid). Whether pidfd_open works is learned once: null once it does not.

@@ -1,9 +1,9 @@
 import type { Location } from './backend.js'
-import { backend } from './platform.js'
-import { PROVES_HOLDERS } from './posix.js'
-import { processStart } from './proc.js'
+import { backend } from '../backends/index.js'
+import { PROVES_HOLDERS } from '../backends/flock/index.js'
+import { processStart } from '../backends/flock/proc.js'
 import { hostName } from './record.js'
-import type { Holder } from './types.js'
+import type { Holder } from '../api/types.js'
 
 // Only Linux shows who holds a flock (see proc.ts and PROVES_HOLDERS). Windows
 // needs nothing: a mutex cannot be handed to another process, so its holder

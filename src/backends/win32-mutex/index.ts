@@ -1,12 +1,12 @@
 import { readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import { getSystemErrorMap } from 'node:util'
-import type { Win32Addon } from './binding.js'
-import type { Acquired, Backend, Found, Held, Location, Probe } from './backend.js'
-import type { abortError as AbortErrorOf, systemError as SystemErrorOf, SystemError } from './errors.js'
-import type { Lock } from './lock.js'
-import type { Scope } from './types.js'
-import type { createWaits as CreateWaitsOf, Waiter, Waits } from './waiter.js'
+import type { Win32Addon } from '../addon.js'
+import type { Acquired, Backend, Found, Held, Location, Probe } from '../../core/backend.js'
+import type { abortError as AbortErrorOf, systemError as SystemErrorOf, SystemError } from '../../core/errors.js'
+import type { Lock } from '../../core/lock.js'
+import type { Scope } from '../../api/types.js'
+import type { createWaits as CreateWaitsOf, Waiter, Waits } from '../../core/waiter.js'
 
 /**
  * Windows: one named mutex per lock, owned by the thread that acquired it
@@ -370,7 +370,7 @@ function terminate(_loc: Location, pid: number): boolean {
 }
 
 // ---------------------------------------------------------------------------
-// Waiting (the queue, timeout, abort and keep-alive are src/waiter.ts's): a
+// Waiting (the queue, timeout, abort and keep-alive are src/core/waiter.ts's): a
 // waiter thread for the head of a lock's queue (native/win32/waiter.cc), which
 // wakes the moment the owner releases or dies and then keeps owning the
 // mutex for this Lock. A mutex is recursive, so the JS thread never

@@ -1,0 +1,194 @@
+import { resolve } from 'node:path'
+import { isHeld } from '../core/backend.js'
+import type { Location } from '../core/backend.js'
+import { LockedError, abortError, fromNative } from '../core/errors.js'
+import { keyHash } from '../core/identity.js'
+import { locateIdentity } from '../core/locate.js'
+import { Lock, lockedError, newLock, registry } from '../core/lock.js'
+import { backend } from '../backends/index.js'
+import { heldByPrimary } from '../core/cluster.js'
+import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
+import { conflictMessage } from '../core/format.js'
+import { statusAt, statusOf } from './status.js'
+import { current } from '../core/holder.js'
+import { isoAt, makeRecord, parseRecord, recordAt } from '../core/record.js'
+import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
+import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
+import { invalidArgType, invalidArgValue } from '../core/errors.js'
+
+export { Lock, LockedError }
+export type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions }
+export type { StopOptions, StopResult, WaitForOptions } from './types.js'
+export { stop } from './stop.js'
+export { waitFor } from './wait-for.js'
+
+/**
+ * The `Lock`, or the `LockedError` to throw. Returned, not thrown: V8 tiers a
+ * function up as it returns, so code that always ends in a throw (a loop of
+ * failed tries) would stay in the interpreter, without even type feedback.
+ * Only the public functions throw.
+ */
+function acquireNow(loc: Location, data: string | undefined): Lock | LockedError {
+  const own = registry.get(loc.id)
+  if (own !== undefined) return lockedError(loc, own.holder)
+  const now = Date.now()
+  const r = backend.acquire(loc, recordAt(loc, data, now))
+  if (isHeld(r)) return lockedError(loc, current(loc, parseRecord(r.record, loc), now))
+  return newLock(backend, loc, r, new Date(now), data, (r as { recovered?: boolean }).recovered === true)
+}
+
+function tryAcquire(name: string, options: LockOptions | undefined): Lock | LockedError {
+  const id = checkIdentity(name, options)
+  return acquireNow(locateIdentity(id), id.data)
+}
+
+/**
+ * Takes the lock now or throws `LockedError` (`code: 'ELOCKED'`, with the
+ * holder). Never waits. A lock this process already holds is refused too.
+ *
+ * @example
+ * const lock = tryLock('db-migrate', { key: './data/app.sqlite' })
+ * try { await migrate() } finally { lock.release() }
+ */
+export function tryLock(name: string, options?: LockOptions): Lock {
+  const r = tryAcquire(name, options)
+  if (r instanceof LockedError) throw r
+  return r
+}
+
+/**
+ * Waits until the lock is free and takes it. Rejects with `LockedError`
+ * after `timeout` ms (`0`: try once), or with an `AbortError` when `signal`
+ * aborts. Waiting never blocks the event loop nor uses the thread pool, and
+ * a release or the holder's death hands the lock over within milliseconds.
+ *
+ * @example
+ * const held = await lock('backup', { timeout: 60_000 })
+ * try { await backup() } finally { held.release() }
+ */
+export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
+  const id = checkIdentity(name, options)
+  const timeout = checkTimeout(id.options.timeout)
+  const signal = checkSignal(id.options.signal)
+  if (signal?.aborted) throw abortError(signal)
+  const loc = locateIdentity(id)
+  if (timeout === 0) {
+    const r = acquireNow(loc, id.data)
+    if (r instanceof LockedError) throw r
+    return r
+  }
+  // A failure deep in the wait (a descriptor or a thread it could not get)
+  // names the lock file too, as every other system error does.
+  let r: Awaited<ReturnType<typeof backend.wait>>
+  try {
+    r = await backend.wait(loc, (at) => makeRecord(loc, id.data, isoAt(at)), timeout, signal)
+  } catch (err) {
+    fromNative(err, loc.path)
+  }
+  if (isHeld(r)) {
+    const own = registry.get(loc.id)
+    throw lockedError(loc, own !== undefined ? own.holder : current(loc, parseRecord(r.record, loc)))
+  }
+  const recovered = (r.handle as { recovered?: boolean }).recovered === true
+  return newLock(backend, loc, r.handle, new Date(r.at), id.data, recovered)
+}
+
+/**
+ * The guard for the first line of `main`. Free: returns the `Lock`, held
+ * until the process ends. Held elsewhere: prints who holds it and how to stop
+ * it, and exits with `exitCode` (default 1); with `onLocked: 'throw'` throws
+ * `LockedError` instead. With `onLocked: 'replace'` it returns a promise: the
+ * running instance is stopped as `stop()` does (the verified holder gets
+ * SIGTERM, then SIGKILL after `timeout` ms, default 10000) and the lock is
+ * taken. In a `node:cluster` worker whose primary holds the lock, it returns
+ * a `Lock` standing for the primary's hold (`lock.clusterPrimary`) instead.
+ *
+ * @example
+ * singleInstance('my-daemon')
+ * const lock = await singleInstance('dev-server', { onLocked: 'replace' })
+ */
+export function singleInstance(name: string, options?: GuardOptions): Lock
+export function singleInstance(name: string, options: ReplaceOptions): Promise<Lock>
+export function singleInstance(name: string, options?: GuardOptions | ReplaceOptions): Lock | Promise<Lock> {
+  const id = checkIdentity(name, options)
+  const onLocked = id.options.onLocked ?? 'exit'
+  if (onLocked !== 'exit' && onLocked !== 'throw' && onLocked !== 'replace') {
+    if (typeof onLocked !== 'string') throw invalidArgType('onLocked', "'exit', 'throw' or 'replace'", onLocked)
+    throw invalidArgValue('onLocked', `expected 'exit', 'throw' or 'replace', got ${JSON.stringify(onLocked)}`)
+  }
+  if (onLocked === 'replace') {
+    const timeout = checkTimeout(id.options.timeout) ?? DEFAULT_TIMEOUT
+    const loc = locateIdentity(id)
+    // A cluster worker must not stop its own primary.
+    const primary = heldByPrimary(loc)
+    return primary !== undefined ? Promise.resolve(primary) : replaceHolder(loc, id.data, timeout)
+  }
+  const exitCode = id.options.exitCode ?? 1
+  if (typeof exitCode !== 'number' || !Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) {
+    throw invalidArgType('exitCode', 'an integer from 0 to 255', exitCode)
+  }
+  const loc = locateIdentity(id)
+  const r = acquireNow(loc, id.data)
+  if (!(r instanceof LockedError)) return r
+  const primary = heldByPrimary(loc, r.holder)
+  if (primary !== undefined) return primary
+  if (onLocked === 'throw') throw r
+  writeStderr(conflictMessage(loc, r.holder, id.dir === undefined ? undefined : resolve(id.dir)))
+  process.exit(exitCode)
+}
+
+function writeStderr(text: string): void {
+  try {
+    process.stderr.write(text)
+  } catch {
+    // stderr closed: the exit code still tells
+  }
+}
+
+/**
+ * Reports whether the lock is held and by whom, without taking it and
+ * without ever making a concurrent `tryLock` fail.
+ *
+ * @example
+ * const { locked, holder } = inspect('web')
+ * if (locked) console.log(`web runs as pid ${holder?.pid} on port ${holder?.data?.port}`)
+ */
+export function inspect(name: string, options?: LockOptions): LockStatus {
+  return statusAt(locateIdentity(checkIdentity(name, options)))
+}
+
+/**
+ * Every lock of this package in the scope (or `dir`), held or not, without
+ * side effects on any of them.
+ *
+ * @example
+ * for (const s of list()) console.log(s.name, s.locked ? s.holder?.pid : 'free')
+ */
+export function list(options?: ListOptions): LockStatus[] {
+  const o = checkOptionsObject(options)
+  const scope = checkScope(o.scope)
+  const dir = checkDir(o.dir)
+  const out: LockStatus[] = []
+  for (const found of backend.enumerate(scope, dir)) {
+    const loc = found.location
+    const own = registry.get(loc.id)
+    if (own !== undefined) {
+      out.push(statusOf(own.location, true, own.holder))
+      continue
+    }
+    let p
+    try {
+      p = backend.probe(loc)
+    } catch {
+      continue // vanished or unreadable while listing: not ours to report
+    }
+    if (p === null) continue
+    const holder = parseRecord(p.record, loc)
+    // The key is only in the record: believe it if it hashes to the name.
+    if (found.keyHash !== undefined && holder?.key !== undefined && keyHash(holder.key) === found.keyHash) {
+      loc.key = holder.key
+    }
+    out.push(statusOf(loc, p.held, p.held ? current(loc, holder) : undefined))
+  }
+  return out
+}
