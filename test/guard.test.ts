@@ -80,12 +80,18 @@ describe('singleInstance', () => {
 
 describe('guard start-up', () => {
   // What the first line of main() pays for is measured in the benchmark;
-  // these are the Node modules it must not pull in (see docs/benchmarks.md):
+  // these are the Node modules it must not pull in (see src/core/speed.ts):
   // node:os, and the ESM resolver Node 20 loads to resolve the first package
   // with an "exports" map.
   it.runIf(process.platform !== 'win32')('takes the guard, required by name, without loading node:os or the ESM resolver', () => {
     const loaded = builtinsLoadedBy("require('instance-lock').singleInstance(process.argv[2], { dir: process.argv[3] })", uniqueName(), tmpDir())
     expect(loaded.filter((m) => m === 'os' || m === 'internal/modules/esm/resolve')).toEqual([])
+  })
+
+  // A key's hash comes from the addon (see src/core/speed.ts).
+  it('takes a keyed guard without loading node:crypto', () => {
+    const loaded = builtinsLoadedBy("require('instance-lock').singleInstance(process.argv[2], { dir: process.argv[3], key: 'tenant-7' })", uniqueName(), tmpDir())
+    expect(loaded.filter((m) => m === 'crypto' || m.startsWith('internal/crypto'))).toEqual([])
   })
 })
 

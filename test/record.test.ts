@@ -1,48 +1,10 @@
 import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { inspect, tryLock } from '../src/index.js'
-import { isoAt, parseRecord } from '../src/core/record.js'
+import { parseRecord } from '../src/core/record.js'
 import { tmpDir, uniqueName } from './helpers.js'
 
-describe('holder record timestamps', () => {
-  it('formats every millisecond exactly as Date#toISOString does', () => {
-    const edges = [
-      0,
-      1,
-      999,
-      1000,
-      59_999,
-      60_000,
-      3_599_999,
-      86_399_999,
-      86_400_000,
-      Date.UTC(1972, 1, 29, 12),
-      Date.UTC(1999, 11, 31, 23, 59, 59, 999),
-      Date.UTC(2000, 0, 1),
-      Date.UTC(2000, 1, 29, 23, 59, 59, 999),
-      Date.UTC(2000, 2, 1),
-      Date.UTC(2038, 0, 19, 3, 14, 8),
-      Date.UTC(2100, 1, 28, 23, 59, 59, 999),
-      Date.UTC(2100, 2, 1),
-      Date.UTC(2400, 1, 29),
-      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
-      Date.now(),
-    ]
-    for (const ms of edges) expect(isoAt(ms), String(ms)).toBe(new Date(ms).toISOString())
-    const end = Date.UTC(10000, 0, 1)
-    for (let i = 0; i < 100_000; i++) {
-      const ms = Math.floor(Math.random() * end)
-      if (isoAt(ms) !== new Date(ms).toISOString()) expect(isoAt(ms), String(ms)).toBe(new Date(ms).toISOString())
-    }
-  })
-
-  it('answers a repeated millisecond from its cache and a new one afresh', () => {
-    const a = Date.UTC(2026, 10, 22, 7, 50, 0, 5)
-    expect(isoAt(a)).toBe('2026-11-22T07:50:00.005Z')
-    expect(isoAt(a)).toBe('2026-11-22T07:50:00.005Z')
-    expect(isoAt(a + 1)).toBe('2026-11-22T07:50:00.006Z')
-  })
-
+describe('holder records', () => {
   it('gives every reader of the same record its own holder object', () => {
     const text = '{"pid":4242,"hostname":"h","startedAt":"2026-11-22T07:50:00.005Z","name":"web","scope":"user"}'
     const a = parseRecord(text, { name: 'web', scope: 'user' })!

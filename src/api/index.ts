@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { isHeld } from '../core/backend.js'
 import type { Location } from '../core/backend.js'
 import { LockedError, abortError, fromNative } from '../core/errors.js'
-import { keyHash } from '../core/identity.js'
+import { keyHash } from '../core/speed.js'
 import { locateIdentity } from '../core/locate.js'
 import { Lock, lockedError, newLock, registry } from '../core/lock.js'
 import { backend } from '../backends/index.js'
@@ -11,7 +11,7 @@ import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from '../core/format.js'
 import { statusAt, statusOf } from './status.js'
 import { current } from '../core/holder.js'
-import { isoAt, makeRecord, parseRecord, recordAt } from '../core/record.js'
+import { makeRecord, parseRecord, recordAt } from '../core/record.js'
 import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
 import { invalidArgType, invalidArgValue } from '../core/errors.js'
@@ -81,7 +81,7 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
   // names the lock file too, as every other system error does.
   let r: Awaited<ReturnType<typeof backend.wait>>
   try {
-    r = await backend.wait(loc, (at) => makeRecord(loc, id.data, isoAt(at)), timeout, signal)
+    r = await backend.wait(loc, (at) => makeRecord(loc, id.data, at), timeout, signal)
   } catch (err) {
     fromNative(err, loc.path)
   }

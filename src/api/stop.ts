@@ -5,7 +5,7 @@ import { current } from '../core/holder.js'
 import { locateIdentity } from '../core/locate.js'
 import { Lock, lockedError, newLock, registry } from '../core/lock.js'
 import { backend } from '../backends/index.js'
-import { isoAt, makeRecord, parseRecord } from '../core/record.js'
+import { makeRecord, parseRecord } from '../core/record.js'
 import { begin, next } from '../core/stopping.js'
 import type { Observation, Outcome, Sighting, Step } from '../core/stopping.js'
 import type { StopOptions, StopResult } from './types.js'
@@ -39,7 +39,7 @@ export interface EndOptions {
 export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending> {
   const own = registry.get(loc.id)
   if (own !== undefined) throw lockedError(loc, own.holder)
-  const record = (at: number): string => makeRecord(loc, opts.take?.data, isoAt(at))
+  const record = (at: number): string => makeRecord(loc, opts.take?.data, at)
   let taken: { handle: unknown; acquiredAt: Date } | undefined
 
   const held = (text: string | null): Sighting => ({ free: false, holder: parseRecord(text, loc) })

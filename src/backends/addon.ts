@@ -19,7 +19,8 @@ import { join } from 'node:path'
 // - and there is no build/ directory, whose addon it would prefer.
 // Everything else (a source build, another platform, an override) is left to
 // node-gyp-build itself. The packaging test checks, on every shipped
-// platform, that the addon loaded is the one node-gyp-build picks.
+// platform, that the addon loaded is the one node-gyp-build picks. (A speed
+// measure, with the others in src/core/speed.ts.)
 // The package root: above dist/ for the bundle, above src/backends/ for the
 // sources (as the tests run them).
 const root = join(__dirname, __filename.endsWith('.ts') ? '../..' : '..')

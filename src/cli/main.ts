@@ -13,7 +13,7 @@ import type { Lock } from '../core/lock.js'
 import { locateIdentity } from '../core/locate.js'
 import { backend } from '../backends/index.js'
 import { PROVES_HOLDERS } from '../backends/flock/index.js'
-import { isoAt, makeRecord } from '../core/record.js'
+import { makeRecord } from '../core/record.js'
 import { DEFAULT_TIMEOUT, endHolder } from '../api/stop.js'
 import type { Holder, LockOptions, LockStatus, Scope } from '../api/types.js'
 import { checkData, checkDir, checkIdentity, checkKey, checkName, checkScope } from '../api/validate.js'
@@ -661,7 +661,7 @@ function runHolding(held: Lock, command: string[], how: { inherit: boolean; read
     const record = (ready: boolean): void => {
       // Not after COMMAND's exit released the descriptor (its number may be reused).
       if (held.released) return
-      const text = makeRecord(held.location, JSON.stringify(held.holder.data), isoAt(held.acquiredAt.getTime()), process.pid, ready)
+      const text = makeRecord(held.location, JSON.stringify(held.holder.data), held.acquiredAt.getTime(), process.pid, ready)
       try {
         backend.update(held.location, held.handle, text)
       } catch {

@@ -9,7 +9,8 @@ import type { Holder } from '../api/types.js'
  *
  * It reports a condition, not a bug, and is thrown on the fast path of every
  * failed `tryLock`: capturing a stack trace would cost more than the lock's
- * system calls, so its `stack` is just its name and message.
+ * system calls, so its `stack` is just its name and message (a speed
+ * measure: ./speed.ts).
  *
  * @example
  * try { tryLock('web') } catch (err) {

@@ -2,7 +2,7 @@ import type { Location } from './backend.js'
 import { backend } from '../backends/index.js'
 import { PROVES_HOLDERS } from '../backends/flock/index.js'
 import { processStart } from '../backends/flock/proc.js'
-import { hostName } from './record.js'
+import { hostName } from './speed.js'
 import type { Holder } from '../api/types.js'
 
 // Only Linux shows who holds a flock (see proc.ts and PROVES_HOLDERS). Windows
@@ -11,9 +11,7 @@ import type { Holder } from '../api/types.js'
 
 // How long an answer stands before its process is checked to be the same
 // one (its start time read again), so that a pid that died and was reused
-// meanwhile is noticed. Whether the process is alive is asked at most once a
-// millisecond: kill(pid, 0) alone costs 5-10% of a failed try, and a loop of
-// failed tries against one holder asks the same question again and again.
+// meanwhile is noticed. Whether it is alive is asked every time.
 const RECHECK = 1000
 
 // How much later than the record's startedAt its process may seem to have
@@ -29,8 +27,7 @@ interface Answer {
   start: number | undefined
   /** No process could be proven to hold the lock (or the record is another host's): `pid` is the record's. */
   unproven: boolean
-  /** When `pid` was last seen alive, and until when `start` need not be read again. */
-  seen: number
+  /** Until when `start` need not be read again. */
   until: number
 }
 
@@ -66,10 +63,7 @@ export function current(loc: Location, holder: Holder | undefined, now = Date.no
 /** Is `a` still true: its process alive, and the same process as when it was found? */
 function stands(a: Answer, now: number): boolean {
   if (a.unproven) return now < a.until
-  if (a.seen !== now) {
-    if (!alive(a.pid)) return false
-    a.seen = now
-  }
+  if (!alive(a.pid)) return false
   if (now < a.until) return true
   if (processStart(a.pid) !== a.start) return false
   a.until = now + RECHECK
@@ -77,7 +71,7 @@ function stands(a: Answer, now: number): boolean {
 }
 
 function answer(loc: Location, holder: Holder, now: number): Answer {
-  const a: Answer = { path: loc.path, recordPid: holder.pid, startedAt: holder.startedAt, pid: holder.pid, start: undefined, unproven: false, seen: now, until: now + RECHECK }
+  const a: Answer = { path: loc.path, recordPid: holder.pid, startedAt: holder.startedAt, pid: holder.pid, start: undefined, unproven: false, until: now + RECHECK }
   // A record from another host (a lock directory both share) names a pid of that host.
   if (holder.hostname !== hostName()) {
     a.unproven = true

@@ -1,6 +1,5 @@
 import { realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { native } from '../backends/addon.js'
 
 /**
  * The identity of a key. A key naming an existing file or directory becomes
@@ -73,15 +72,6 @@ function throughParent(key: string): { real: string; probe: string } | undefined
     }
     end = cut
   }
-}
-
-/**
- * Short, portable, collision-resistant tag for a key in file and mutex names:
- * the first 128 bits of its SHA-256, from the addon (loading node:crypto
- * would cost a keyed lock's first use ~6 ms).
- */
-export function keyHash(canonical: string): string {
-  return native.sha256(canonical).slice(0, 32)
 }
 
 // Case-insensitive file systems (macOS APFS/HFS+ by default, Windows, Linux

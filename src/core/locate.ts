@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path'
 import type { Location } from './backend.js'
-import { canonicalKey, keyHash } from './identity.js'
+import { canonicalKey } from './identity.js'
+import { keyHash } from './speed.js'
 import { backend } from '../backends/index.js'
 import type { Identity } from '../api/validate.js'
 

@@ -1,6 +1,6 @@
 import type { Backend, Location } from './backend.js'
 import { LockedError, lockLostError } from './errors.js'
-import { isoAt, makeRecord, parseRecord } from './record.js'
+import { makeRecord, parseRecord } from './record.js'
 import type { Holder, Scope } from '../api/types.js'
 import { checkData } from '../api/validate.js'
 
@@ -201,7 +201,7 @@ export class Lock implements Disposable {
   }
 
   #record(data: string | undefined, ready: boolean): string {
-    return makeRecord(this.#loc, data, isoAt(this.acquiredAt.getTime()), this.clusterPrimary, ready)
+    return makeRecord(this.#loc, data, this.acquiredAt.getTime(), this.clusterPrimary, ready)
   }
 
   /** Releases the lock. Idempotent. */

@@ -1,42 +1,8 @@
 import type { Location } from './backend.js'
-import { native } from '../backends/addon.js'
+import { hostName } from './speed.js'
 import type { Holder } from '../api/types.js'
 
 let prefix: string | undefined
-let isoMs = NaN
-let iso = ''
-
-const pad2 = (n: number): string => (n < 10 ? '0' : '') + n
-
-/**
- * `new Date(ms).toISOString()` for years 1970 to 9999, computed once per
- * millisecond (it costs more than a lock's system calls) and by arithmetic:
- * the first `toISOString()` of a process costs 0.7-0.9 ms, a sixth of a
- * guard's whole start-up. Used wherever a record is made (a Lock's `holder`,
- * `update()`), not only on acquisition. Days to a civil date as in H. Hinnant's
- * "chrono-compatible low-level date algorithms".
- */
-export function isoAt(ms: number): string {
-  if (ms !== isoMs) {
-    const days = Math.floor(ms / 86_400_000)
-    const t = ms - days * 86_400_000
-    const z = days + 719_468
-    const era = Math.floor(z / 146_097)
-    const doe = z - era * 146_097
-    const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365)
-    const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100))
-    const mp = Math.floor((5 * doy + 2) / 153)
-    const day = doy - Math.floor((153 * mp + 2) / 5) + 1
-    const month = mp < 10 ? mp + 3 : mp - 9
-    const year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-    const msPart = t % 1000
-    iso =
-      `${year}-${pad2(month)}-${pad2(day)}T${pad2(Math.floor(t / 3_600_000))}:${pad2(Math.floor(t / 60_000) % 60)}:` +
-      `${pad2(Math.floor(t / 1000) % 60)}.${msPart < 100 ? (msPart < 10 ? '00' : '0') : ''}${msPart}Z`
-    isoMs = ms
-  }
-  return iso
-}
 
 /**
  * The holder record written beside the lock: JSON text of a `Holder`. `pid`
@@ -45,10 +11,10 @@ export function isoAt(ms: number): string {
  * record without it (every record of earlier versions) reads as not ready,
  * and a starting holder's record stays as it was.
  */
-export function makeRecord(loc: Location, data: string | undefined, startedAt: string, pid = process.pid, ready = false): string {
+export function makeRecord(loc: Location, data: string | undefined, at: number, pid = process.pid, ready = false): string {
   prefix ??= `,"hostname":${JSON.stringify(hostName())},"startedAt":"`
   return (
-    `{"pid":${pid}${prefix}${startedAt}",` +
+    `{"pid":${pid}${prefix}${new Date(at).toISOString()}",` +
     `"name":${JSON.stringify(loc.name)},"scope":"${loc.scope}"` +
     (loc.key === undefined ? '' : `,"key":${JSON.stringify(loc.key)}`) +
     (data === undefined ? '' : `,"data":${data}`) +
@@ -57,30 +23,16 @@ export function makeRecord(loc: Location, data: string | undefined, startedAt: s
   )
 }
 
-let host: string | undefined
-
-/**
- * os.hostname(), from the addon on Unix: loading node:os costs a tenth of a
- * guard's start-up. Read once: records name the host as it was then.
- */
-export function hostName(): string {
-  if (host === undefined) {
-    const name = native.platform === 'posix' ? native.hostname() : undefined
-    host = name ?? (require('node:os') as typeof import('node:os')).hostname()
-  }
-  return host
-}
-
 // The last record made for each location: a loop of tryLock/release on one
-// lock within a millisecond writes the same record, and building it anew
-// (and flattening it for the addon) is a measurable part of a cycle.
+// lock within a millisecond writes the same record (a speed measure, see
+// ./speed.ts).
 const lastRecord = new WeakMap<Location, { data: string | undefined; ms: number; text: string }>()
 
-/** `makeRecord(loc, data, isoAt(ms))`, remembered per location for the last millisecond. */
+/** `makeRecord(loc, data, ms)`, remembered per location for the last millisecond. */
 export function recordAt(loc: Location, data: string | undefined, ms: number): string {
   const last = lastRecord.get(loc)
   if (last !== undefined && last.ms === ms && last.data === data) return last.text
-  const text = makeRecord(loc, data, isoAt(ms))
+  const text = makeRecord(loc, data, ms)
   if (last === undefined) lastRecord.set(loc, { data, ms, text })
   else {
     last.data = data
@@ -103,7 +55,7 @@ export function parseRecord(text: string | null | undefined, loc?: Pick<Location
     holder = parseHolder(text)
     // Failed tries against one holder read the same record again and again:
     // the last one without `data` (a nested object callers could mutate) is
-    // kept, and every caller gets its own copy.
+    // kept, and every caller gets its own copy (a speed measure: ./speed.ts).
     if (holder === undefined || holder.data === undefined) {
       lastText = text
       lastHolder = holder
