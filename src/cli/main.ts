@@ -12,7 +12,6 @@ import { describeLock } from '../core/lock.js'
 import type { Lock } from '../core/lock.js'
 import { locateIdentity } from '../core/locate.js'
 import { backend } from '../backends/index.js'
-import { PROVES_HOLDERS } from '../backends/flock/index.js'
 import { makeRecord } from '../core/record.js'
 import { DEFAULT_TIMEOUT, endHolder } from '../api/stop.js'
 import type { Holder, LockOptions, LockStatus, Scope } from '../api/types.js'
@@ -497,7 +496,7 @@ async function stopVerb(args: string[]): Promise<number> {
       return EXIT_HELD
     case 'unproven': {
       const rec = e.holder === undefined ? '' : ` (its record names pid ${e.holder.pid} on ${e.holder.hostname})`
-      const why = PROVES_HOLDERS
+      const why = backend.provesHolders
         ? 'The holder may run as another user or in another pid namespace (a container): run stop there, or as root.'
         : `This system cannot tell which process holds a flock.${e.holder === undefined ? '' : ` If pid ${e.holder.pid} is the holder, stop it yourself: kill ${e.holder.pid}`}`
       err(`${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n`)

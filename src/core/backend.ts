@@ -65,6 +65,20 @@ export interface Backend<H = unknown> {
    * cannot be lost (Windows: a mutex owned is owned until released).
    */
   lost?(loc: Location, handle: H): boolean
+  /**
+   * Whether the system shows which process holds a lock, so that `holders`
+   * and `taker` can name one (Linux: /proc/locks; Windows: the mutex's
+   * owner). False where it cannot (macOS, the BSDs): nobody is then ever
+   * signalled on a guess, and records are believed as written.
+   */
+  readonly provesHolders: boolean
+  /**
+   * When a process started, ms since the epoch (undefined when it cannot be
+   * read): with `provesHolders`, what lets `core/holder.ts` tell a record's
+   * process from a later one that reused its pid. Absent where the backend
+   * verifies records itself (Windows).
+   */
+  processStart?(pid: number): number | undefined
   /** Is it held, and by whom? Takes nothing; `null`: no lock object exists. */
   probe(loc: Location): Probe | null
   enumerate(scope: Scope, dir: string | undefined): Found[]

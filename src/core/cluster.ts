@@ -1,7 +1,6 @@
 import type { Location } from './backend.js'
 import { primaryLock, type Lock } from './lock.js'
 import { backend } from '../backends/index.js'
-import { PROVES_HOLDERS } from '../backends/flock/index.js'
 import { parseRecord } from './record.js'
 import type { Holder } from '../api/types.js'
 
@@ -34,6 +33,6 @@ export function heldByPrimary(loc: Location, holder?: Holder): Lock | undefined 
   }
   const primary = process.ppid
   const proven = backend.holders(loc)
-  const held = proven.length > 0 ? proven.includes(primary) : process.platform !== 'win32' && !PROVES_HOLDERS && holder.pid === primary
+  const held = proven.length > 0 ? proven.includes(primary) : !backend.provesHolders && holder.pid === primary
   return held ? primaryLock(loc, { ...holder, pid: primary }) : undefined
 }

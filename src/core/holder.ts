@@ -1,11 +1,10 @@
 import type { Location } from './backend.js'
 import { backend } from '../backends/index.js'
-import { PROVES_HOLDERS } from '../backends/flock/index.js'
-import { processStart } from '../backends/flock/proc.js'
 import { hostName } from './speed.js'
 import type { Holder } from '../api/types.js'
 
-// Only Linux shows who holds a flock (see proc.ts and PROVES_HOLDERS). Windows
+// Only Linux shows who holds a flock (the backend's provesHolders and
+// processStart). Windows
 // needs nothing: a mutex cannot be handed to another process, so its holder
 // wrote the record.
 
@@ -47,7 +46,7 @@ let last: Answer | undefined
  * Date.now(), when the caller has it.
  */
 export function current(loc: Location, holder: Holder | undefined, now = Date.now()): Holder | undefined {
-  if (!PROVES_HOLDERS || holder === undefined) return holder
+  if (!backend.provesHolders || backend.processStart === undefined || holder === undefined) return holder
   let a = last
   if (a === undefined || a.path !== loc.path || a.recordPid !== holder.pid || a.startedAt !== holder.startedAt || !stands(a, now)) {
     a = answer(loc, holder, now)
@@ -65,7 +64,7 @@ function stands(a: Answer, now: number): boolean {
   if (a.unproven) return now < a.until
   if (!alive(a.pid)) return false
   if (now < a.until) return true
-  if (processStart(a.pid) !== a.start) return false
+  if (backend.processStart!(a.pid) !== a.start) return false
   a.until = now + RECHECK
   return true
 }
@@ -78,14 +77,14 @@ function answer(loc: Location, holder: Holder, now: number): Answer {
     return a
   }
   if (alive(holder.pid)) {
-    a.start = processStart(holder.pid)
+    a.start = backend.processStart!(holder.pid)
     if (a.start !== undefined && !(a.start > Date.parse(holder.startedAt) + SLACK)) return a
   }
   const proven = backend.holders(loc)
   if (proven.length === 0) a.unproven = true
   else {
     a.pid = proven[0]!
-    a.start = processStart(a.pid)
+    a.start = backend.processStart!(a.pid)
   }
   return a
 }

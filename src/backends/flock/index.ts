@@ -6,7 +6,7 @@ import type { Acquired, Backend, Found, Held, Location, Probe } from '../../core
 import { native as addon } from '../addon.js'
 import type { PosixAddon } from '../addon.js'
 import { abortError, fromNative, systemError, withPath } from '../../core/errors.js'
-import { flockHeldBy, flockHolders, flockTaker } from './proc.js'
+import { flockHeldBy, flockHolders, flockTaker, processStart } from './proc.js'
 import { signalHolder } from './signal.js'
 import { createWaits } from '../../core/waiter.js'
 import type { Waiter } from '../../core/waiter.js'
@@ -586,7 +586,7 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
  * addon's portable build, which takes their paths on Linux. Elsewhere nobody
  * is ever named as proven holder, so nobody is ever signalled on a guess.
  */
-export const PROVES_HOLDERS: boolean = native.PROVES_HOLDERS === true
+const PROVES_HOLDERS: boolean = native.PROVES_HOLDERS === true
 
 function holders(l: Location): number[] {
   return PROVES_HOLDERS ? flockHolders(l.path) : []
@@ -661,4 +661,19 @@ function recordFile(l: Location): string {
   return l.path
 }
 
-export const posix: Backend<PosixHandle> = { locate, acquire, wait, release, update, lost, probe, enumerate, holders, taker, terminate, recordFile }
+export const posix: Backend<PosixHandle> = {
+  locate,
+  acquire,
+  wait,
+  release,
+  update,
+  lost,
+  provesHolders: PROVES_HOLDERS,
+  ...(PROVES_HOLDERS ? { processStart } : {}),
+  probe,
+  enumerate,
+  holders,
+  taker,
+  terminate,
+  recordFile,
+}

@@ -466,5 +466,5 @@ export function createWin32(deps: Win32Deps): Backend<WinHandle> {
     { blocking: () => true, open: openWaiter, tryOnce: () => null, start: startThread, cancel: stopThread, readHolder: (w) => believable(w.s.loc, 0) },
     abortError,
   )
-  return { locate, acquire, wait, release, update, probe, enumerate, holders, taker, terminate }
+  return { locate, acquire, wait, release, update, provesHolders: true, probe, enumerate, holders, taker, terminate }
 }
