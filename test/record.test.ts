@@ -1,10 +1,20 @@
 import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { inspect, tryLock } from '../src/index.js'
-import { parseRecord } from '../src/core/record.js'
+import { parseRecord, recordedProcess, withProcessStart } from '../src/core/record.js'
 import { tmpDir, uniqueName } from './helpers.js'
 
 describe('holder records', () => {
+  it('carries a process creation time (Windows) as a field of the record, read back with its pid', () => {
+    const text = '{"pid":4242,"hostname":"h\\u00e9","startedAt":"2026-11-22T07:50:00.005Z","name":"web","scope":"user","data":{"a":"}"}}'
+    const stamped = withProcessStart(text, '133800000000000000')
+    expect(JSON.parse(stamped)).toEqual({ ...JSON.parse(text), processStartTime: '133800000000000000' })
+    expect(parseRecord(stamped, { name: 'web', scope: 'user' })).toEqual(parseRecord(text, { name: 'web', scope: 'user' }))
+    expect(recordedProcess(stamped)).toEqual({ pid: 4242, start: '133800000000000000' })
+    expect(recordedProcess(text)).toEqual({ pid: 4242, start: undefined })
+    for (const bad of ['', 'null', '{"pid":0}', '{"pid":1.5}', '{"pid":"7"}', '{"pid":7']) expect(recordedProcess(bad), bad).toBeNull()
+  })
+
   it('gives every reader of the same record its own holder object', () => {
     const text = '{"pid":4242,"hostname":"h","startedAt":"2026-11-22T07:50:00.005Z","name":"web","scope":"user"}'
     const a = parseRecord(text, { name: 'web', scope: 'user' })!

@@ -87,3 +87,23 @@ function parseHolder(text: string): Holder | undefined {
   if (ready === true) holder.ready = true
   return holder
 }
+
+/**
+ * Windows: the record with the creation time of the process it names, by
+ * which a reader tells that process from a later one with its pid.
+ */
+export function withProcessStart(record: string, start: string): string {
+  return JSON.stringify({ ...(JSON.parse(record) as object), processStartTime: start })
+}
+
+/** A record's pid and the process creation time it carries (Windows); null when it is no record. */
+export function recordedProcess(text: string): { pid: number; start: string | undefined } | null {
+  let r: { pid?: unknown; processStartTime?: unknown }
+  try {
+    r = JSON.parse(text) as typeof r
+  } catch {
+    return null
+  }
+  if (r === null || typeof r !== 'object' || typeof r.pid !== 'number' || !Number.isInteger(r.pid) || r.pid <= 0) return null
+  return { pid: r.pid, start: typeof r.processStartTime === 'string' ? r.processStartTime : undefined }
+}

@@ -5,6 +5,7 @@ import type { Win32Addon } from '../addon.js'
 import type { Acquired, Backend, Found, Held, Location, Probe } from '../../core/backend.js'
 import type { abortError as AbortErrorOf, systemError as SystemErrorOf, SystemError } from '../../core/errors.js'
 import type { Lock } from '../../core/lock.js'
+import type { recordedProcess as RecordedProcessOf, withProcessStart as WithProcessStartOf } from '../../core/record.js'
 import type { Scope } from '../../api/types.js'
 import type { createWaits as CreateWaitsOf, Waiter, Waits } from '../../core/waiter.js'
 
@@ -187,9 +188,8 @@ function startTimeOf(pid: number): string | null | false {
 
 /** The record with the creation time of the process it names. */
 function stamped(record: string): string {
-  const pid = (JSON.parse(record) as { pid: number }).pid
-  const start = startTimeOf(pid)
-  return typeof start === 'string' ? `${record.slice(0, -1)},"processStartTime":"${start}"}` : record
+  const start = startTimeOf(recordedProcess(record)!.pid)
+  return typeof start === 'string' ? withProcessStart(record, start) : record
 }
 
 // A scanner or a reader without FILE_SHARE_DELETE can hold the old record
@@ -240,13 +240,8 @@ function readRecord(loc: WinLocation): Stored | null {
   } catch {
     return null
   }
-  try {
-    const r = JSON.parse(text) as { pid?: unknown; processStartTime?: unknown }
-    if (typeof r.pid !== 'number' || !Number.isInteger(r.pid) || r.pid <= 0) return null
-    return { text, pid: r.pid, start: typeof r.processStartTime === 'string' ? r.processStartTime : undefined }
-  } catch {
-    return null
-  }
+  const r = recordedProcess(text)
+  return r === null ? null : { text, ...r }
 }
 
 /**
@@ -437,8 +432,8 @@ function wait(l: Location, record: (at: number) => string, timeout: number | und
 /**
  * What this backend takes from the rest of the library. It is its own file,
  * loaded only on Windows, so the Unix start-up never compiles it; the shared
- * parts (the addon, the registry of held locks) are handed over rather than
- * bundled twice.
+ * parts (the addon, the registry of held locks, the record codec) are handed
+ * over rather than bundled twice.
  */
 interface Win32Deps {
   native: Win32Addon
@@ -449,6 +444,8 @@ interface Win32Deps {
   keyHash: (canonical: string) => string
   entriesOf: (dir: string) => string[]
   makeDirs: (dir: string) => void
+  withProcessStart: typeof WithProcessStartOf
+  recordedProcess: typeof RecordedProcessOf
 }
 
 let native: Win32Addon
@@ -458,10 +455,12 @@ let systemError: typeof SystemErrorOf
 let keyHash: (canonical: string) => string
 let entriesOf: (dir: string) => string[]
 let makeDirs: (dir: string) => void
+let withProcessStart: typeof WithProcessStartOf
+let recordedProcess: typeof RecordedProcessOf
 
 export function createWin32(deps: Win32Deps): Backend<WinHandle> {
   let createWaits: typeof CreateWaitsOf
-  ;({ native, registry, createWaits, abortError, systemError, keyHash, entriesOf, makeDirs } = deps)
+  ;({ native, registry, createWaits, abortError, systemError, keyHash, entriesOf, makeDirs, withProcessStart, recordedProcess } = deps)
   waits = createWaits<WaitState, WinHandle>(
     { blocking: () => true, open: openWaiter, tryOnce: () => null, start: startThread, cancel: stopThread, readHolder: (w) => believable(w.s.loc, 0) },
     abortError,
