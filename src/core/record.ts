@@ -5,6 +5,16 @@ import type { Holder } from '../api/types.js'
 let prefix: string | undefined
 
 /**
+ * The time of a record to be stamped later: the Linux waiting thread, which
+ * takes the lock while the event loop may be busy, writes the record itself
+ * at that moment, with its `startedAt` ("1970-01-01T00:00:00.000Z", the
+ * record of this time) replaced by the time of acquisition in the same
+ * format (native/posix/wait.cc). Only the time is written there, nothing of
+ * the record's shape.
+ */
+export const UNSTAMPED = 0
+
+/**
  * The holder record written beside the lock: JSON text of a `Holder`. `pid`
  * is another process only for a cluster worker's `Lock`, which stands for its
  * primary's hold. `"ready":true` is written only once the holder is ready: a

@@ -8,6 +8,7 @@ import type { PosixAddon } from '../addon.js'
 import { abortError, fromNative, systemError, withPath } from '../../core/errors.js'
 import { flockHeldBy, flockHolders, flockTaker, processStart } from './proc.js'
 import { signalHolder } from './signal.js'
+import { UNSTAMPED } from '../../core/record.js'
 import { createWaits } from '../../core/waiter.js'
 import type { Waiter } from '../../core/waiter.js'
 import type { Scope } from '../../api/types.js'
@@ -501,7 +502,7 @@ function tryOnce(w: PosixWaiter): Acquired<PosixHandle> | null {
 function start(w: PosixWaiter): void {
   const { s } = w
   try {
-    s.blocked = blocking!.start(s.fd, s.dir!.fd, fileArg(s.loc), s.writable, s.loc.mode, checksOf(s.loc, s.dir!), w.record(0))
+    s.blocked = blocking!.start(s.fd, s.dir!.fd, fileArg(s.loc), s.writable, s.loc.mode, checksOf(s.loc, s.dir!), w.record(UNSTAMPED))
   } catch (err) {
     throw withPath(err, s.loc.path)
   }
