@@ -4,7 +4,7 @@ import type { Location } from '../core/backend.js'
 import { LockedError, abortError, fromNative } from '../core/errors.js'
 import { keyHash } from '../core/speed.js'
 import { locateIdentity } from '../core/locate.js'
-import { Lock, lockedError, newLock, registry } from '../core/lock.js'
+import { Lock, locationOf, lockedError, newLock, registry } from '../core/lock.js'
 import { backend } from '../backends/index.js'
 import { heldByPrimary } from '../core/cluster.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
@@ -173,7 +173,7 @@ export function list(options?: ListOptions): LockStatus[] {
     const loc = found.location
     const own = registry.get(loc.id)
     if (own !== undefined) {
-      out.push(statusOf(own.location, true, own.holder))
+      out.push(statusOf(locationOf(own), true, own.holder))
       continue
     }
     let p

@@ -8,11 +8,10 @@ import type { Location } from '../core/backend.js'
 import { LockedError } from '../core/errors.js'
 import { conflictMessage, formatAge, shellQuote } from '../core/format.js'
 import { inspect, list, lock, singleInstance, tryLock, waitFor } from '../api/index.js'
-import { describeLock } from '../core/lock.js'
+import { describeLock, passOn } from '../core/lock.js'
 import type { Lock } from '../core/lock.js'
 import { locateIdentity } from '../core/locate.js'
 import { backend } from '../backends/index.js'
-import { makeRecord } from '../core/record.js'
 import { DEFAULT_TIMEOUT, endHolder } from '../api/stop.js'
 import type { Holder, LockOptions, LockStatus, Scope } from '../api/types.js'
 import { checkData, checkDir, checkIdentity, checkKey, checkName, checkScope } from '../api/validate.js'
@@ -620,15 +619,14 @@ function dataArg(text: string): Record<string, unknown> {
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
 
 function runHolding(held: Lock, command: string[], how: { inherit: boolean; ready: boolean }): Promise<number> {
-  const fd = (held.handle as { fd?: unknown }).fd
   // Unix: COMMAND gets the lock's descriptor as its fd 3 (the dup2 into the
   // child clears close-on-exec), so it holds the lock itself, as under
   // flock(1), and the lock outlives this process if it is killed. Windows has
   // no such inheritance, and --no-inherit (flock -o) asks for none: this
   // process holds the lock until COMMAND exits (the descriptor is
   // close-on-exec, so nothing COMMAND starts can keep it).
-  const inherit = how.inherit && process.platform !== 'win32' && typeof fd === 'number'
-  const stdio: StdioOptions = inherit ? ['inherit', 'inherit', 'inherit', fd] : 'inherit'
+  const passed = how.inherit ? passOn(held) : undefined
+  const stdio: StdioOptions = passed !== undefined ? ['inherit', 'inherit', 'inherit', passed.fd] : 'inherit'
   return new Promise((resolve) => {
     let child: ChildProcess
     try {
@@ -649,31 +647,28 @@ function runHolding(held: Lock, command: string[], how: { inherit: boolean; read
       settled = true
       for (const s of FORWARDED) process.off(s, forward)
       // Whatever COMMAND passed the descriptor on to keeps holding the lock.
-      if (inherit) held.releaseShared()
+      if (passed !== undefined) passed.letGo()
       else held.release()
       resolve(code)
     }
     // The record names this process, which holds the lock until COMMAND exits
     // and passes signals on to it: status, stop and the conflict message all
     // name it. Once it is gone, they name whoever COMMAND left holding the
-    // lock, as the kernel shows it.
-    const record = (ready: boolean): void => {
-      // Not after COMMAND's exit released the descriptor (its number may be reused).
-      if (held.released) return
-      const text = makeRecord(held.location, JSON.stringify(held.holder.data), held.acquiredAt.getTime(), process.pid, ready)
-      try {
-        backend.update(held.location, held.handle, text)
-      } catch {
-        // A lock file another user created is open read-only here, so its
-        // record cannot be written; the record is information only and
-        // COMMAND runs all the same.
-      }
-    }
-    if (child.pid !== undefined) {
-      record(false)
-      // 'spawn': COMMAND has been executed (a command that cannot be run
-      // gets 'error' instead, and is never shown as ready).
-      if (how.ready) child.once('spawn', () => record(true))
+    // lock, as the kernel shows it. 'spawn': COMMAND has been executed (a
+    // command that cannot be run gets 'error' instead, and is never shown as
+    // ready).
+    if (how.ready && child.pid !== undefined) {
+      child.once('spawn', () => {
+        // Not after COMMAND's exit released the lock.
+        if (held.released) return
+        try {
+          held.ready()
+        } catch {
+          // A lock file another user created is open read-only here, so its
+          // record cannot be written; the record is information only and
+          // COMMAND runs all the same.
+        }
+      })
     }
     child.once('error', (e: NodeJS.ErrnoException) => {
       err(`instance-lock: cannot run ${JSON.stringify(command[0])}: ${e.message}\n`)

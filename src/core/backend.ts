@@ -101,6 +101,12 @@ export interface Backend<H = unknown> {
    */
   terminate(loc: Location, pid: number, signal: NodeJS.Signals): boolean
   /**
+   * The descriptor a child process can inherit to hold the lock itself, as
+   * under flock(1) (`instance-lock run`). Absent where a lock cannot be
+   * passed on (Windows: a mutex belongs to the thread that owns it).
+   */
+  descriptor?(handle: H): number
+  /**
    * A file the holder rewrites in place whenever its record changes
    * (acquisition, `update()`, `ready()`), for `waitFor` to watch instead of
    * only polling. Absent where records are replaced by rename (Windows).

@@ -15,6 +15,9 @@ export const registry = new Map<string, Lock>()
 
 const token = Symbol('instance-lock')
 
+/** What a Lock asks of its backend. */
+type LockOps = Pick<Backend, 'release' | 'update' | 'lost' | 'descriptor'>
+
 /**
  * How often the locks whose `signal` was read are checked for loss, in ms:
  * the bound on how late `signal` aborts. Cheap enough (one stat per lock) to
@@ -44,6 +47,20 @@ function unwatch(lock: Lock): void {
   clearInterval(watchTimer)
   watchTimer = undefined
 }
+
+/** Where a Lock of this process is: for `list()`, which answers for our own locks. */
+export let locationOf: (lock: Lock) => Location
+
+/**
+ * The one way into a held Lock from outside the library's core, for
+ * `instance-lock run`: the descriptor COMMAND inherits, so that it holds the
+ * lock itself, and `letGo`, which drops only this process's part once
+ * COMMAND holds it on. Undefined where a lock cannot be passed on (Windows)
+ * or once released.
+ */
+export let passOn: (lock: Lock) => { fd: number; letGo: () => void } | undefined
+
+// Both are set by Lock's static block, below.
 
 // Node 20.0–20.3 predate Symbol.dispose; later versions define it, and
 // TypeScript's `using` looks it up at run time.
@@ -78,7 +95,7 @@ export class Lock implements Disposable {
    * the primary's.
    */
   declare readonly clusterPrimary?: number
-  #backend: Pick<Backend, 'release' | 'update' | 'lost'>
+  #backend: LockOps
   #loc: Location
   #handle: unknown
   #data: string | undefined
@@ -89,15 +106,7 @@ export class Lock implements Disposable {
   // Private, so that the published declaration is `private constructor()`
   // and a consumer's `new Lock()` does not compile; the token keeps
   // JavaScript out. `construct`, below, is the one way in.
-  private constructor(
-    t: symbol,
-    backend: Pick<Backend, 'release' | 'update' | 'lost'>,
-    loc: Location,
-    handle: unknown,
-    acquiredAt: Date,
-    data: string | undefined,
-    recovered = false,
-  ) {
+  private constructor(t: symbol, backend: LockOps, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false) {
     if (t !== token) throw new TypeError('Lock objects come from tryLock(), lock() or singleInstance()')
     this.name = loc.name
     if (loc.key !== undefined) this.key = loc.key
@@ -209,14 +218,6 @@ export class Lock implements Disposable {
     this.#letGo(false)
   }
 
-  /**
-   * @internal Lets go of this process's part of a lock whose descriptor a
-   * child process inherited (`instance-lock run`): the child holds it on.
-   */
-  releaseShared(): void {
-    this.#letGo(true)
-  }
-
   #letGo(shared: boolean): void {
     if (this.#released) return
     this.#released = true
@@ -233,18 +234,16 @@ export class Lock implements Disposable {
     this.release()
   }
 
-  /** @internal */
-  get location(): Location {
-    return this.#loc
-  }
-
-  /** @internal */
-  get handle(): unknown {
-    return this.#handle
+  static {
+    locationOf = (lock) => lock.#loc
+    passOn = (lock) => {
+      const fd = lock.#released ? undefined : lock.#backend.descriptor?.(lock.#handle)
+      return fd === undefined ? undefined : { fd, letGo: () => lock.#letGo(true) }
+    }
   }
 }
 
-const construct = Lock as unknown as new (...args: [symbol, Pick<Backend, 'release' | 'update' | 'lost'>, Location, unknown, Date, string | undefined, boolean?]) => Lock
+const construct = Lock as unknown as new (...args: [symbol, LockOps, Location, unknown, Date, string | undefined, boolean?]) => Lock
 
 export function newLock(backend: Backend, loc: Location, handle: unknown, acquiredAt: Date, data: string | undefined, recovered = false): Lock {
   const lock = new construct(token, backend, loc, handle, acquiredAt, data, recovered)
@@ -254,7 +253,7 @@ export function newLock(backend: Backend, loc: Location, handle: unknown, acquir
 
 // What a cluster worker's Lock does with the primary's hold: nothing to let
 // go of in this process, and no descriptor to write the record through.
-const heldByPrimary: Pick<Backend, 'release' | 'update' | 'lost'> = {
+const heldByPrimary: LockOps = {
   release() {},
   update(loc) {
     const err = new Error(`${describeLock(loc)} is held by the cluster primary (pid ${process.ppid}): update its data there`) as Error & { code: string }

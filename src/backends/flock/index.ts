@@ -677,4 +677,5 @@ export const posix: Backend<PosixHandle> = {
   taker,
   terminate,
   recordFile,
+  descriptor: (h) => h.fd,
 }
