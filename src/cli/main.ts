@@ -6,14 +6,14 @@ import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Location } from '../core/backend.js'
 import { LockedError } from '../core/errors.js'
-import { conflictMessage, formatAge, shellQuote } from '../core/format.js'
+import { conflictMessage, shellQuote, statusTable, statusText, stopReport } from '../core/format.js'
 import { inspect, list, lock, singleInstance, tryLock, waitFor } from '../api/index.js'
 import { describeLock, passOn } from '../core/lock.js'
 import type { Lock } from '../core/lock.js'
 import { locateIdentity } from '../core/locate.js'
 import { backend } from '../backends/index.js'
 import { DEFAULT_TIMEOUT, endHolder } from '../api/stop.js'
-import type { Holder, LockOptions, LockStatus, Scope } from '../api/types.js'
+import type { LockOptions, LockStatus, Scope } from '../api/types.js'
 import { checkData, checkDir, checkIdentity, checkKey, checkName, checkScope } from '../api/validate.js'
 import { DEFAULT_WAIT_FOR_TIMEOUT } from '../api/wait-for.js'
 
@@ -391,64 +391,6 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!
 }
 
-function statusText(s: LockStatus): string {
-  const what = describeLock({ name: s.name, key: s.key, scope: s.scope })
-  if (!s.locked) return `${what} is not held\n`
-  const h = s.holder
-  if (h === undefined) return `${what} is held (its holder record is unreadable)\n  file: ${s.path}\n`
-  const lines = [`${what} is held by pid ${h.pid} on ${h.hostname}, since ${h.startedAt}${age(h, ' (', ' ago)')}`]
-  lines.push(`  state: ${readiness(h)}`)
-  if (h.data !== undefined && Object.keys(h.data).length > 0) lines.push(`  data: ${dataText(h.data)}`)
-  lines.push(`  file: ${s.path}`)
-  return lines.join('\n') + '\n'
-}
-
-function statusTable(all: LockStatus[], withScope: boolean): string {
-  const rows = [['NAME', 'KEY', 'STATE', 'READY', 'PID', 'STARTED', 'AGE', 'DATA']]
-  if (withScope) rows[0]!.splice(2, 0, 'SCOPE')
-  for (const s of all) {
-    const h = s.locked ? s.holder : undefined
-    rows.push([
-      s.name,
-      s.key ?? '-',
-      ...(withScope ? [s.scope] : []),
-      s.locked ? 'held' : 'free',
-      h === undefined ? (s.locked ? '?' : '-') : readiness(h),
-      h === undefined ? (s.locked ? '?' : '-') : String(h.pid),
-      h === undefined ? '-' : h.startedAt.replace(/\.\d+Z$/, 'Z'),
-      h === undefined ? '-' : age(h, '', '') || '-',
-      h?.data === undefined || Object.keys(h.data).length === 0 ? '-' : dataText(h.data),
-    ])
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  return (
-    rows
-      .map((r) =>
-        r
-          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
-  )
-}
-
-/** `ready` once the holder called ready() (or run --ready started COMMAND), `starting` until then. */
-function readiness(h: Holder): string {
-  return h.ready === true ? 'ready' : 'starting'
-}
-
-function age(h: Holder, before: string, after: string): string {
-  const t = Date.parse(h.startedAt)
-  return Number.isNaN(t) ? '' : `${before}${formatAge(Date.now() - t)}${after}`
-}
-
-function dataText(data: Record<string, unknown>): string {
-  return Object.entries(data)
-    .map(([k, v]) => `${k}=${typeof v === 'string' && /^[\w./:@%+-]*$/.test(v) ? v : JSON.stringify(v)}`)
-    .join(' ')
-}
-
 // ---------------------------------------------------------------------------
 // stop
 
@@ -469,39 +411,12 @@ async function stopVerb(args: string[]): Promise<number> {
   const signal = values.signal === undefined ? 'SIGTERM' : signalName(values.signal as string)
   const force = values.force === true
   const loc = locate(o.name!, o)
-  const what = describeLock(loc)
   const e = await endHolder(loc, { signal, timeout, force })
-  switch (e.state) {
-    case 'free':
-      if (e.pid === undefined) {
-        out(`${what} is not held; nothing to stop\n`)
-        err(elsewhere('stop', loc, o.dir))
-      } else out(`${what} is free: pid ${e.pid} ${e.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`)
-      return 0
-    case 'gone':
-      // The instance is stopped, but the lock is not free: another holds it.
-      err(
-        e.pid === undefined
-          ? `${what} changed hands as it was looked at: pid ${e.successor} took the lock; nothing was signalled\n`
-          : `${what}: pid ${e.pid} ${e.forced ? 'was killed' : 'let go'}, and another instance (pid ${e.successor}) took the lock at once; it was left alone\n`,
-      )
-      return EXIT_HELD
-    case 'held':
-      err(
-        e.forced
-          ? `${what} is still held by pid ${e.pid} even after SIGKILL: the process may be stuck in the kernel (check its state with: ps -o stat= -p ${e.pid})\n`
-          : `${what} is still held by pid ${e.pid} ${timeout} ms after ${signal}. Give it longer with --timeout MS, or kill it with --force.\n`,
-      )
-      return EXIT_HELD
-    case 'unproven': {
-      const rec = e.holder === undefined ? '' : ` (its record names pid ${e.holder.pid} on ${e.holder.hostname})`
-      const why = backend.provesHolders
-        ? 'The holder may run as another user or in another pid namespace (a container): run stop there, or as root.'
-        : `This system cannot tell which process holds a flock.${e.holder === undefined ? '' : ` If pid ${e.holder.pid} is the holder, stop it yourself: kill ${e.holder.pid}`}`
-      err(`${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n`)
-      return EXIT_HELD
-    }
-  }
+  const report = stopReport(describeLock(loc), e, { timeout, signal, provesHolders: backend.provesHolders })
+  if (report.out !== undefined) out(report.out)
+  if (report.err !== undefined) err(report.err)
+  if (e.state === 'free' && e.pid === undefined) err(elsewhere('stop', loc, o.dir))
+  return e.state === 'free' ? 0 : EXIT_HELD
 }
 
 // ---------------------------------------------------------------------------

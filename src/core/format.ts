@@ -1,6 +1,12 @@
 import type { Location } from './backend.js'
 import { describeLock } from './lock.js'
-import type { Holder } from '../api/types.js'
+import type { Ending } from '../api/stop.js'
+import type { Holder, LockStatus } from '../api/types.js'
+
+/**
+ * Every message meant for a person, from the guard and the command line:
+ * worded in one place, so that they stay alike.
+ */
 
 /**
  * The one message the guard prints when another instance is running. `dir`:
@@ -42,4 +48,99 @@ export function formatAge(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
   if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`
   return `${Math.floor(s / 86400)}d${String(Math.floor(s / 3600) % 24).padStart(2, '0')}h`
+}
+
+/** `status NAME` and `wait`: one lock, as a person reads it. */
+export function statusText(s: LockStatus): string {
+  const what = describeLock({ name: s.name, key: s.key, scope: s.scope })
+  if (!s.locked) return `${what} is not held\n`
+  const h = s.holder
+  if (h === undefined) return `${what} is held (its holder record is unreadable)\n  file: ${s.path}\n`
+  const lines = [`${what} is held by pid ${h.pid} on ${h.hostname}, since ${h.startedAt}${age(h, ' (', ' ago)')}`]
+  lines.push(`  state: ${readiness(h)}`)
+  if (h.data !== undefined && Object.keys(h.data).length > 0) lines.push(`  data: ${dataText(h.data)}`)
+  lines.push(`  file: ${s.path}`)
+  return lines.join('\n') + '\n'
+}
+
+/** `status`: the locks of a scope, one row each. */
+export function statusTable(all: LockStatus[], withScope: boolean): string {
+  const rows = [['NAME', 'KEY', 'STATE', 'READY', 'PID', 'STARTED', 'AGE', 'DATA']]
+  if (withScope) rows[0]!.splice(2, 0, 'SCOPE')
+  for (const s of all) {
+    const h = s.locked ? s.holder : undefined
+    rows.push([
+      s.name,
+      s.key ?? '-',
+      ...(withScope ? [s.scope] : []),
+      s.locked ? 'held' : 'free',
+      h === undefined ? (s.locked ? '?' : '-') : readiness(h),
+      h === undefined ? (s.locked ? '?' : '-') : String(h.pid),
+      h === undefined ? '-' : h.startedAt.replace(/\.\d+Z$/, 'Z'),
+      h === undefined ? '-' : age(h, '', '') || '-',
+      h?.data === undefined || Object.keys(h.data).length === 0 ? '-' : dataText(h.data),
+    ])
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  )
+}
+
+/** `ready` once the holder called ready() (or run --ready started COMMAND), `starting` until then. */
+function readiness(h: Holder): string {
+  return h.ready === true ? 'ready' : 'starting'
+}
+
+function age(h: Holder, before: string, after: string): string {
+  const t = Date.parse(h.startedAt)
+  return Number.isNaN(t) ? '' : `${before}${formatAge(Date.now() - t)}${after}`
+}
+
+function dataText(data: Record<string, unknown>): string {
+  return Object.entries(data)
+    .map(([k, v]) => `${k}=${typeof v === 'string' && /^[\w./:@%+-]*$/.test(v) ? v : JSON.stringify(v)}`)
+    .join(' ')
+}
+
+/** What `stop` reports: on stdout when the lock is free, on stderr when it is not. */
+export function stopReport(what: string, e: Ending, how: { timeout: number; signal: string; provesHolders: boolean }): { out?: string; err?: string } {
+  const { timeout, signal } = how
+  switch (e.state) {
+    case 'free':
+      return {
+        out:
+          e.pid === undefined
+            ? `${what} is not held; nothing to stop\n`
+            : `${what} is free: pid ${e.pid} ${e.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`,
+      }
+    case 'gone':
+      // The instance is stopped, but the lock is not free: another holds it.
+      return {
+        err:
+          e.pid === undefined
+            ? `${what} changed hands as it was looked at: pid ${e.successor} took the lock; nothing was signalled\n`
+            : `${what}: pid ${e.pid} ${e.forced ? 'was killed' : 'let go'}, and another instance (pid ${e.successor}) took the lock at once; it was left alone\n`,
+      }
+    case 'held':
+      return {
+        err: e.forced
+          ? `${what} is still held by pid ${e.pid} even after SIGKILL: the process may be stuck in the kernel (check its state with: ps -o stat= -p ${e.pid})\n`
+          : `${what} is still held by pid ${e.pid} ${timeout} ms after ${signal}. Give it longer with --timeout MS, or kill it with --force.\n`,
+      }
+    case 'unproven': {
+      const rec = e.holder === undefined ? '' : ` (its record names pid ${e.holder.pid} on ${e.holder.hostname})`
+      const why = how.provesHolders
+        ? 'The holder may run as another user or in another pid namespace (a container): run stop there, or as root.'
+        : `This system cannot tell which process holds a flock.${e.holder === undefined ? '' : ` If pid ${e.holder.pid} is the holder, stop it yourself: kill ${e.holder.pid}`}`
+      return { err: `${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n` }
+    }
+  }
 }
