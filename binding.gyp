@@ -26,6 +26,7 @@
             "native/posix/env.cc",
             "native/posix/exports.cc",
             "native/posix/lockfile.cc",
+            "native/posix/peer.cc",
             "native/posix/process.cc",
             "native/posix/record.cc",
             "native/posix/wait.cc"

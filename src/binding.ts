@@ -92,6 +92,8 @@ export interface PosixAddon extends Common {
   fsType(path: string): number | string
   hostname(): string | undefined
   sameFile(fd: number, dirfd: number, name: string): boolean
+  /** The peer of a connected Unix socket as the kernel recorded it: [pid (-1: not known here), uid]. */
+  peerCred(fd: number): [pid: number, uid: number]
   // Linux only: waits that block on a thread of the addon's, and pidfds.
   waitInit?: (callback: (id: number, state: number, value: number, syscall: string) => void) => boolean
   waitStart?: (fd: number, dirfd: number, name: string, writable: boolean, mode: number, checks: number, record: string | null) => number

@@ -1,0 +1,32 @@
+import { join } from 'node:path'
+import type { Location } from '../backend.js'
+import { native } from '../binding.js'
+import { abortError, invalidArgValue } from '../errors.js'
+import { describeLock, registry } from '../lock.js'
+import { backend } from '../platform.js'
+import { PROVES_HOLDERS } from '../posix.js'
+import { flockHeldBy } from '../proc.js'
+import type { Messages } from './index.js'
+
+// Part of the main bundle: hands the shared modules to the messages bundle
+// (dist/messages/index.js), loaded on first use only.
+let messages: Messages | undefined
+
+export function loadMessages(): Messages {
+  if (messages === undefined) {
+    // This code runs bundled into dist/lib.js and dist/cli.js; the path is
+    // built at run time so that the bundler leaves the file out.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const m = require(join(__dirname, 'messages', 'index.js')) as typeof import('./index.js')
+    messages = m.createMessages({
+      native,
+      backend,
+      heldBy: PROVES_HOLDERS ? flockHeldBy : undefined,
+      ownsLock: (loc: Location) => registry.has(loc.id),
+      abortError,
+      invalidArgValue,
+      describeLock,
+    })
+  }
+  return messages
+}
