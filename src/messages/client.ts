@@ -54,7 +54,8 @@ export async function sendRequest(t: Transport, what: string, request: Buffer, t
     const left = deadline - Date.now()
     if (left <= 0) throw codedError('ENOLISTENER', `${what} is held, but its holder accepts no messages`)
     const socket = await t.connect(left)
-    if (socket !== null) return exchange(socket, what, request, deadline, signal, aborted)
+    if (socket !== null && signal?.aborted) socket.destroy()
+    else if (socket !== null) return exchange(socket, what, request, deadline, signal, aborted)
     await pause(Math.min(RETRY, Math.max(0, deadline - Date.now())), signal)
   }
 }
