@@ -10,7 +10,7 @@ import { createRequire } from 'node:module'
 import net from 'node:net'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { FIXTURES, ROOT, eventually, spawnChild, tmpDir, uniqueName } from './helpers.js'
+import { FIXTURES, OTHER_USERS, ROOT, eventually, spawnChild, spawnChildAs, tmpDir, uniqueName } from './helpers.js'
 import type { Child } from './helpers.js'
 
 const il = createRequire(__filename)(ROOT) as typeof import('../src/index.js')
@@ -306,6 +306,32 @@ describe('an endpoint that is not the holder’s', () => {
     const h = await holder(name, {})
     expect(fs.lstatSync(h.sock).mode & 0o777).toBe(0o600)
     expect(fs.statSync(path.dirname(h.sock)).mode & 0o077).toBe(0)
+  })
+})
+
+describe.skipIf(OTHER_USERS !== undefined)('other users', () => {
+  const NOBODY = 65534
+
+  it('machine scope: any local user may send, and the handler gets their uid from the kernel', async () => {
+    const name = uniqueName('msg')
+    const h = await holder(name, { scope: 'machine' })
+    const other = await spawnChildAs(NOBODY)
+    const { reply } = await other.call<{ reply: Outcome['reply'] }>('send', name, 'hi', { scope: 'machine' })
+    expect(reply!.message.uid).toBe(NOBODY)
+    expect(reply!.message.pid).toBe(other.pid)
+    expect(fs.lstatSync(h.sock).mode & 0o777).toBe(0o666)
+  })
+
+  it('user scope: another user is refused, even where the socket is opened up to them', async () => {
+    const dir = tmpDir()
+    fs.chmodSync(dir, 0o777)
+    const name = uniqueName('msg')
+    const h = await holder(name, { dir })
+    const other = await spawnChildAs(NOBODY)
+    expect((await other.fails('send', name, 'shut', { dir, timeout: 500 })).code).toBe('ENOLISTENER')
+    fs.chmodSync(h.sock, 0o666)
+    expect((await other.fails('send', name, 'shut', { dir, timeout: 500 })).code).toBe('ENOLISTENER')
+    expect((await received(h.child)).messages).toHaveLength(0)
   })
 })
 

@@ -5,7 +5,7 @@ import { abortError, invalidArgValue } from '../errors.js'
 import { describeLock, registry } from '../lock.js'
 import { backend } from '../platform.js'
 import { PROVES_HOLDERS } from '../posix.js'
-import { flockHeldBy } from '../proc.js'
+import { flockHeldBy, flockTaker } from '../proc.js'
 import type { Messages } from './index.js'
 
 // Part of the main bundle: hands the shared modules to the messages bundle
@@ -21,7 +21,10 @@ export function loadMessages(): Messages {
     messages = m.createMessages({
       native,
       backend,
-      heldBy: PROVES_HOLDERS ? flockHeldBy : undefined,
+      // The taker, from /proc/locks, which every user may read; else the
+      // descriptors of the process (a holder that inherited the lock), which
+      // only its own user and root may read.
+      heldBy: PROVES_HOLDERS ? (path: string, pid: number) => flockTaker(path) === pid || flockHeldBy(path, pid) : undefined,
       ownsLock: (loc: Location) => registry.has(loc.id),
       abortError,
       invalidArgValue,
