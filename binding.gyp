@@ -17,6 +17,7 @@
           "sources": [
             "native/win32/common.cc",
             "native/win32/mutex.cc",
+            "native/win32/pipe.cc",
             "native/win32/process.cc",
             "native/win32/waiter.cc"
           ],

@@ -118,6 +118,13 @@ export interface Win32Addon extends Common {
   processStartTime(pid: number): string | null | false
   terminate(pid: number, startTime: string): boolean
   makeSharedDir(path: string): void
+  /** Serves the pipe `name` (see native/win32/pipe.cc); each complete request reaches `callback`. */
+  pipeListen(name: string, machine: boolean, deadlineMs: number, callback: (conn: number, pid: number, hello: Buffer, data: Buffer) => void): number
+  /** Writes `frame` to the parked client `conn` and closes it; false if it is gone. */
+  pipeReply(id: number, conn: number, frame: Buffer): boolean
+  pipeClose(id: number): void
+  /** The pid serving the pipe `name`, as the kernel reports it; 0 when none does now. */
+  pipeServerPid(name: string): number
 }
 
 // The addon's shape is the C++ code's to give: stated here, once.

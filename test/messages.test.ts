@@ -59,7 +59,7 @@ async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
 describe('a message and its reply', () => {
   it('carries argv exactly, cwd, the pid and uid the kernel reports, and the data', async () => {
     const name = uniqueName('msg')
-    const h = await holder(name, {})
+    await holder(name, {})
     const cwd = tmpDir()
     const extra = ['b c', '', 'ünï cødé ✓', '--flag=x', '  ', 'a']
     const data = { file: 'x y.txt', n: [1, null, true], nested: { s: '' } }

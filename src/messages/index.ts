@@ -47,9 +47,9 @@ export function createMessages(deps: MessageDeps): Messages {
   }
 
   /**
-   * Whether the process listening at the endpoint holds the lock: on Linux
-   * the kernel shows the flock's holders; elsewhere the listening process
-   * must at least be the lock file's owner.
+   * Unix: whether the process listening at the endpoint holds the lock: on
+   * Linux the kernel shows the flock's holders; elsewhere the listening
+   * process must at least be the lock file's owner.
    */
   const isHolder = (loc: Location, pid: number, uid: number): boolean => {
     if (deps.heldBy !== undefined) return deps.heldBy(loc.path, pid)
@@ -79,7 +79,7 @@ export function createMessages(deps: MessageDeps): Messages {
       const request = requestFrames(data, deps.invalidArgValue)
       const t: Transport =
         native.platform === 'win32'
-          ? { held: () => held(loc), connect: (left) => connectPipe(loc, left) }
+          ? { held: () => held(loc), connect: (left) => connectPipe(native, loc, (pid) => deps.backend.holders(loc).includes(pid), left) }
           : {
               held: () => held(loc),
               connect: (left) => connectUnix(native, loc as unknown as Parameters<typeof connectUnix>[1], (pid, uid) => isHolder(loc, pid, uid), left),

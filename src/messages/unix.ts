@@ -83,10 +83,15 @@ export interface Endpoint {
 }
 
 /**
- * Listens for `queue` at `loc`'s socket. Failures to set up (the directory
- * gone, a name that cannot be replaced) are emitted as a warning: the
- * lock is held all the same, and senders find no listener.
+ * The endpoint could not be set up (its directory gone, a name that cannot
+ * be replaced or is squatted): the lock is held all the same, senders find
+ * no listener, and the program is told.
  */
+export function noEndpoint(what: string, err: unknown): void {
+  process.emitWarning(`instance-lock: ${what} accepts no messages: ${(err as Error).message}`, { code: 'INSTANCE_LOCK_NO_ENDPOINT' })
+}
+
+/** Listens for `queue` at `loc`'s socket; see noEndpoint for failures. */
 export function listenUnix(native: PosixAddon, loc: PosixLoc, queue: HandlerQueue): Endpoint {
   const name = socketName(loc, native.sha256)
   const temp = `.${name.slice(0, -'.sock'.length)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`
@@ -100,7 +105,7 @@ export function listenUnix(native: PosixAddon, loc: PosixLoc, queue: HandlerQueu
   const fail = (err: unknown): void => {
     if (closed) return
     close()
-    process.emitWarning(`instance-lock: ${loc.path} accepts no messages: ${(err as Error).message}`, { code: 'INSTANCE_LOCK_NO_ENDPOINT' })
+    noEndpoint(loc.path, err)
   }
 
   let r: { path: string; fd: number }
