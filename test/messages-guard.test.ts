@@ -143,7 +143,7 @@ describe('examples/open-in-running.mjs', () => {
         const check = (): void => {
           if (out.includes(text)) resolve()
         }
-        proc.stdout!.on('data', (c: Buffer) => {
+        proc.stdout.on('data', (c: Buffer) => {
           out += c.toString()
           check()
         })

@@ -30,7 +30,7 @@ function runSender(name: string, options: object, data: unknown, extra: string[]
   return new Promise((resolve, reject) => {
     const args = [SENDER, name, JSON.stringify(options), data === undefined ? '-' : JSON.stringify(data), ...extra]
     execFile(process.execPath, args, { cwd, env: { ...process.env, IL_ROOT: ROOT }, timeout: 60_000 }, (err, stdout) => {
-      if (err) reject(err)
+      if (err !== null) reject(new Error(`sender failed: ${err.message}`))
       else resolve(JSON.parse(stdout) as Outcome)
     })
   })

@@ -55,8 +55,9 @@ struct Waiter;
 struct PipeServer;
 
 // Per environment (the main thread, each worker): the mutexes its JS thread
-// owns, its waiters, and its message endpoints' pipe servers. When a worker's environment goes away, what its
-// thread owns is released and closed rather than left abandoned and leaked.
+// owns, its waiters, and its message endpoints' pipe servers. When a
+// worker's environment goes away, what its thread owns is released and
+// closed rather than left abandoned and leaked.
 struct State {
   std::set<HANDLE> owned;
   std::map<uint32_t, Waiter*> waiters;

@@ -60,7 +60,8 @@ std::wstring Sddl(const std::wstring& sid, bool machine) {
 HANDLE CreateInstance(PipeServer* s, bool first, DWORD* err) {
   SECURITY_ATTRIBUTES sa = {sizeof sa, s->sd, FALSE};
   DWORD open = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | (first ? FILE_FLAG_FIRST_PIPE_INSTANCE : 0);
-  HANDLE h = CreateNamedPipeW(s->name.c_str(), open, PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+  HANDLE h = CreateNamedPipeW(s->name.c_str(), open,
+                              PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
                               PIPE_UNLIMITED_INSTANCES, kBufferSize, kBufferSize, 0, &sa);
   if (h == INVALID_HANDLE_VALUE) {
     *err = GetLastError();
@@ -142,10 +143,8 @@ DWORD WINAPI ServeThread(void* arg) {
     bool connected = ConnectNamedPipe(pipe, &ov) != 0;
     if (!connected) {
       DWORD err = GetLastError();
-      if (err == ERROR_PIPE_CONNECTED)
-        connected = true;
-      else if (err == ERROR_IO_PENDING)
-        connected = Finish(s, pipe, &ov, INFINITE, &n);
+      if (err == ERROR_PIPE_CONNECTED) connected = true;
+      else if (err == ERROR_IO_PENDING) connected = Finish(s, pipe, &ov, INFINITE, &n);
     }
     if (!connected) {
       DisconnectNamedPipe(pipe);

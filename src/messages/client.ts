@@ -46,7 +46,14 @@ export interface Transport {
  * sender that finds the lock just taken, before its holder's endpoint is
  * up, is served once it is.
  */
-export async function sendRequest(t: Transport, what: string, request: Buffer, timeout: number, signal: AbortSignal | undefined, aborted: (s: AbortSignal) => Error): Promise<unknown> {
+export async function sendRequest(
+  t: Transport,
+  what: string,
+  request: Buffer,
+  timeout: number,
+  signal: AbortSignal | undefined,
+  aborted: (s: AbortSignal) => Error,
+): Promise<unknown> {
   const deadline = Date.now() + timeout
   for (;;) {
     if (signal?.aborted) throw aborted(signal)

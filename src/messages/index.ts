@@ -21,10 +21,10 @@ export interface MessageDeps {
   /** Linux: whether `pid` holds the flock on `path`, as the kernel shows it. */
   heldBy: ((path: string, pid: number) => boolean) | undefined
   /** Is the lock held by this process (its registry)? */
-  ownsLock(loc: Location): boolean
-  abortError(signal: AbortSignal): Error
-  invalidArgValue(name: string, reason: string): Error
-  describeLock(loc: Location): string
+  ownsLock: (loc: Location) => boolean
+  abortError: (signal: AbortSignal) => Error
+  invalidArgValue: (name: string, reason: string) => Error
+  describeLock: (loc: Location) => string
 }
 
 export interface Listener {
@@ -63,8 +63,7 @@ export function createMessages(deps: MessageDeps): Messages {
   return {
     listen(loc, handler) {
       const queue = new HandlerQueue(handler)
-      const endpoint =
-        native.platform === 'win32' ? listenPipe(native, loc, queue) : listenUnix(native, loc as unknown as Parameters<typeof listenUnix>[1], queue)
+      const endpoint = native.platform === 'win32' ? listenPipe(native, loc, queue) : listenUnix(native, loc as unknown as Parameters<typeof listenUnix>[1], queue)
       return {
         get handler() {
           return queue.handler

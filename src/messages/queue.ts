@@ -97,7 +97,7 @@ export function parseRequest(hello: Buffer, data: Buffer, pid: number, uid: numb
   if (h === null || typeof h !== 'object') return undefined
   const { argv, cwd } = h as { argv?: unknown; cwd?: unknown }
   if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string') || typeof cwd !== 'string') return undefined
-  const message: InstanceMessage = { argv: argv as string[], cwd, pid }
+  const message: InstanceMessage = { argv, cwd, pid }
   if (uid !== undefined) message.uid = uid
   if (data.length !== 0) message.data = d
   return message

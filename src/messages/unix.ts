@@ -93,7 +93,7 @@ export function noEndpoint(what: string, err: unknown): void {
 
 /** Listens for `queue` at `loc`'s socket; see noEndpoint for failures. */
 export function listenUnix(native: PosixAddon, loc: PosixLoc, queue: HandlerQueue): Endpoint {
-  const name = socketName(loc, native.sha256)
+  const name = socketName(loc, (text) => native.sha256(text))
   const temp = `.${name.slice(0, -'.sock'.length)}.${process.pid}.${Math.random().toString(36).slice(2, 8)}.tmp`
   const uid = process.geteuid!()
   const sockets = new Set<Socket>()
@@ -222,13 +222,8 @@ export function listenUnix(native: PosixAddon, loc: PosixLoc, queue: HandlerQueu
  * yet, a leftover of a dead holder, a socket nobody holding the lock made).
  * Rejects only for what retrying cannot change (a path too long).
  */
-export function connectUnix(
-  native: PosixAddon,
-  loc: PosixLoc,
-  isHolder: (pid: number, uid: number) => boolean,
-  timeout: number,
-): Promise<Socket | null> {
-  const name = socketName(loc, native.sha256)
+export function connectUnix(native: PosixAddon, loc: PosixLoc, isHolder: (pid: number, uid: number) => boolean, timeout: number): Promise<Socket | null> {
+  const name = socketName(loc, (text) => native.sha256(text))
   const r = reach(native, loc.dir, name)
   return new Promise((resolve) => {
     const socket = connect({ path: r.path, allowHalfOpen: true })

@@ -769,12 +769,7 @@ scenario('messages: a client that sends nothing, garbage, an oversized or half a
   const n = name('msg')
   const { path: p } = await c.call('tryLock', n, {})
   await c.call('listen', p, 'echo')
-  const acts = [
-    () => {},
-    (s) => s.write('GET / HTTP/1.1\r\n\r\n'),
-    (s) => s.write(Buffer.from([0, 1, 0, 1, 1])),
-    (s) => s.write(Buffer.from([0, 0, 0, 100, 1, 123])),
-  ]
+  const acts = [() => {}, (s) => s.write('GET / HTTP/1.1\r\n\r\n'), (s) => s.write(Buffer.from([0, 1, 0, 1, 1])), (s) => s.write(Buffer.from([0, 0, 0, 100, 1, 123]))]
   for (const act of acts) {
     const s = net.connect(endpointOf(p))
     s.on('error', () => {})
