@@ -57,12 +57,14 @@ export async function sendRequest(
   const deadline = Date.now() + timeout
   for (;;) {
     if (signal?.aborted) throw aborted(signal)
-    if (!t.held()) throw codedError('ENOTRUNNING', `${what} is not held: no instance is running`)
     const left = deadline - Date.now()
-    if (left <= 0) throw codedError('ENOLISTENER', `${what} is held, but its holder accepts no messages`)
-    const socket = await t.connect(left)
+    // The endpoint is tried first: one that proves to be the holder's shows
+    // the lock held, so the lock is looked at only when there is none.
+    const socket = left > 0 ? await t.connect(left) : null
     if (socket !== null && signal?.aborted) socket.destroy()
     else if (socket !== null) return exchange(socket, what, request, deadline, signal, aborted)
+    if (!t.held()) throw codedError('ENOTRUNNING', `${what} is not held: no instance is running`)
+    if (deadline - Date.now() <= 0) throw codedError('ENOLISTENER', `${what} is held, but its holder accepts no messages`)
     await pause(Math.min(RETRY, Math.max(0, deadline - Date.now())), signal)
   }
 }
