@@ -158,6 +158,18 @@ describe('the holder', () => {
     expect(r.messages.map((m) => m.data).sort()).toEqual([0, 1, 2, 3, 4])
   })
 
+  it('skips a sender that gave up before its turn', async () => {
+    const name = uniqueName('msg')
+    const h = await holder(name, {}, 'gate')
+    const first = il.send(name, 'first', { timeout: 30_000 })
+    for (;;) if ((await received(h.child)).messages.length > 0) break
+    expect(await codeOf(il.send(name, 'gave up', { timeout: 300 }))).toBe('ETIMEDOUT')
+    await h.child.call('open')
+    await first
+    expect(await il.send(name, 'last')).toHaveProperty('message.data', 'last')
+    expect((await received(h.child)).messages.map((m) => m.data)).toEqual(['first', 'last'])
+  })
+
   it('serves every sender of a start race exactly once: 10 senders find the lock held before it listens', async () => {
     const name = uniqueName('msg')
     const h = await holder(name, {}, null)

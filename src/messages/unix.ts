@@ -157,7 +157,10 @@ export function listenUnix(native: PosixAddon, loc: PosixLoc, queue: HandlerQueu
     deadline.unref()
     const decoder = new Decoder([HELLO, DATA])
     const frames: Buffer[] = []
+    let queued = false
     socket.on('data', (chunk: Buffer) => {
+      // Nothing may follow a request: a sender waits for its reply.
+      if (queued) return void socket.destroy()
       let got
       try {
         got = decoder.push(chunk)
@@ -172,24 +175,22 @@ export function listenUnix(native: PosixAddon, loc: PosixLoc, queue: HandlerQueu
       }
       if (frames.length < 2) return
       clearTimeout(deadline)
-      socket.removeAllListeners('data')
-      // Nothing more is read: a peer that keeps writing fills its own buffer.
-      socket.pause()
       if (decoder.pending !== 0) return void socket.destroy()
       const message = parseRequest(frames[0]!, frames[1]!, pid, peerUid)
       if (message === undefined) return void socket.destroy()
+      queued = true
       queue.push({
         message,
-        alive: () => !socket.destroyed && !socket.readableEnded,
+        // A sender that gave up (timed out, aborted) has closed its end; it is
+        // kept reading for exactly that.
+        alive: () => !socket.destroyed,
         answer: (frame) => {
           socket.end(frame)
         },
       })
     })
-    // The sender half-closes nothing; an end before its request is complete is a drop.
-    socket.once('end', () => {
-      if (frames.length < 2) socket.destroy()
-    })
+    // The sender never half-closes: an end is a sender gone, before or after its request.
+    socket.once('end', () => socket.destroy())
   }
 
   function close(): void {

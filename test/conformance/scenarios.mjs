@@ -782,38 +782,37 @@ scenario('messages: a client that sends nothing, garbage, an oversized or half a
   await c.kill()
 })
 
+// Wine enforces neither FILE_FLAG_FIRST_PIPE_INSTANCE nor a pipe's DACL: a
+// second server of the same name is accepted there, and clients reach
+// either. What it can show is the sender's check of who serves the pipe.
+const UNDER_WINE = WIN && (process.env.WINEPREFIX !== undefined || process.env.WINEDEBUG !== undefined)
+
 scenario(
-  'messages: the pipe is the holder’s alone: a name squatted first is never sent anything, and nobody else can serve it',
+  'messages: a pipe not served by the holder is never sent anything; on Windows nobody else can serve the holder’s',
   async () => {
     const net = await import('node:net')
     const addon = createRequire(path.join(ROOT, 'package.json'))('node-gyp-build')(ROOT)
     const [c] = await children(1)
     const n = name('msg')
-    // The mutex's name is a function of the lock's identity; learn it from a
-    // lock this process takes and lets go.
-    const probe = il.tryLock(n)
-    const pipe = endpointOf(probe.path)
-    probe.release()
+    const { path: p } = await c.call('tryLock', n, {})
+    const pipe = endpointOf(p)
     let bytes = 0
     const squatter = net.createServer((s) => s.on('data', (b) => (bytes += b.length)))
     await new Promise((resolve) => squatter.listen(pipe, resolve))
-    const { path: p } = await c.call('tryLock', n, {})
-    await c.call('listen', p, 'echo')
     eq((await rejects(il.send(n, 'secret', { timeout: 500 }), 'send to a squatted pipe')).code, 'ENOLISTENER', 'no listener')
     eq(bytes, 0, 'bytes the squatter got')
     await new Promise((resolve) => squatter.close(resolve))
-    await c.call('release', p)
-    // Now the holder's: another server cannot take the name (FILE_FLAG_FIRST_PIPE_INSTANCE).
-    await c.call('tryLock', n, {})
     await c.call('listen', p, 'echo')
     eq((await il.send(n, 'ok')).message.data, 'ok', 'the holder serves')
-    let refused
-    try {
-      addon.pipeClose(addon.pipeListen(pipe, false, 1000, () => {}))
-    } catch (err) {
-      refused = err.errno
+    if (!UNDER_WINE) {
+      let refused
+      try {
+        addon.pipeClose(addon.pipeListen(pipe, false, 1000, () => {}))
+      } catch (err) {
+        refused = err.errno
+      }
+      check(refused === 5 || refused === 231, `a second server of the pipe: ${refused}`)
     }
-    check(refused === 5 || refused === 231, `a second server of the pipe: ${refused}`)
     await c.kill()
   },
   WIN,
