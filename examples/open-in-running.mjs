@@ -11,7 +11,11 @@ import { singleInstance } from 'instance-lock'
 
 const name = process.env.OPEN_IN_RUNNING_NAME ?? 'open-in-running-example'
 
-/** What a real editor would do: show the file. Relative paths are the sender's. */
+/**
+ * What a real editor would do: show the file. Relative paths are the sender's.
+ * @param {string} file
+ * @param {string} cwd
+ */
 function open(file, cwd) {
   console.log(`opened ${path.resolve(cwd, file)}`)
 }

@@ -116,7 +116,7 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
  * @example
  * singleInstance('my-daemon')
  * const lock = await singleInstance('dev-server', { onLocked: 'replace' })
- * await singleInstance('editor', { onLocked: 'forward', onSecondInstance: ({ argv }) => open(argv.slice(2)) })
+ * await singleInstance('editor', { onLocked: 'forward', onSecondInstance: ({ argv }) => console.log('open', argv.slice(2)) })
  */
 export function singleInstance(name: string, options?: GuardOptions): Lock
 export function singleInstance(name: string, options: ReplaceOptions | ForwardOptions): Promise<Lock>

@@ -206,7 +206,10 @@ export class Lock implements Disposable {
    *
    * @example
    * const lock = singleInstance('editor')
-   * lock.onMessage(({ argv, cwd }) => { openFiles(argv.slice(2), cwd); return 'opened' })
+   * lock.onMessage(({ argv, cwd, data }) => {
+   *   console.log('asked', data, 'by', argv, 'in', cwd)
+   *   return { port: 3000 }
+   * })
    */
   onMessage(handler: MessageHandler): void {
     if (typeof handler !== 'function') throw invalidArgType('handler', 'a function', handler)
