@@ -115,14 +115,19 @@ export function listenUnix(native: PosixAddon, loc: PosixLoc, queue: HandlerQueu
     process.nextTick(fail, err)
     return { close }
   }
-  server.once('error', (err) => {
-    if (r.fd >= 0) native.close(r.fd)
+  // Before listening (bind) or after (accept, out of descriptors): either
+  // way the endpoint is given up, said once.
+  server.on('error', (err) => {
+    if (r.fd >= 0) {
+      native.close(r.fd)
+      r.fd = -1
+    }
     fail(err)
   })
   server.listen(r.path, () => {
+    const final = r.fd >= 0 ? `/proc/self/fd/${r.fd}/${name}` : join(loc.dir, name)
+    const tempPath = r.fd >= 0 ? r.path : join(loc.dir, temp)
     try {
-      const final = r.fd >= 0 ? `/proc/self/fd/${r.fd}/${name}` : join(loc.dir, name)
-      const tempPath = r.fd >= 0 ? r.path : join(loc.dir, temp)
       if (!closed) {
         // connect() needs write permission on the socket: every local user
         // in machine scope (the handler gets their uid), the owner otherwise.
@@ -132,9 +137,17 @@ export function listenUnix(native: PosixAddon, loc: PosixLoc, queue: HandlerQueu
         bound = { ino: st.ino, dev: st.dev }
       } else unlinkSync(tempPath)
     } catch (err) {
+      try {
+        unlinkSync(tempPath)
+      } catch {
+        // renamed after all, or gone with its directory
+      }
       fail(err)
     } finally {
-      if (r.fd >= 0) native.close(r.fd)
+      if (r.fd >= 0) {
+        native.close(r.fd)
+        r.fd = -1
+      }
     }
   })
 
