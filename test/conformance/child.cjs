@@ -203,6 +203,12 @@ const ops = {
   received() {
     return { messages: received, maxRunning }
   },
+  // A second instance that hands over: exits (0 once answered, or
+  // exitCode) when the lock is held; holds it and listens when free.
+  async forward(name, options) {
+    keep(await il.singleInstance(name, { onLocked: 'forward', ...options }))
+    return { pid: process.pid }
+  },
   async send(name, data, options) {
     return { reply: await il.send(name, data, options) }
   },

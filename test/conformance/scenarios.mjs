@@ -763,6 +763,22 @@ scenario('messages: senders of a start race are each handled once, one at a time
   await c.kill()
 })
 
+scenario('messages: singleInstance forward: a second instance exits 0 once answered, with exitCode when nobody listens', async () => {
+  const [holder, second, third] = await children(3)
+  const n = name('msg')
+  const { path: p } = await holder.call('tryLock', n, {})
+  eq((await rejects(third.call('forward', n, { timeout: 300, exitCode: 7 }), 'forward to a holder that does not listen')).message, 'child exited', 'third')
+  eq((await third.exited).code, 7, 'exit code without a listener')
+  await holder.call('listen', p, 'echo')
+  eq((await rejects(second.call('forward', n, { message: { open: 'a.txt' } }), 'forward')).message, 'child exited', 'second')
+  eq((await second.exited).code, 0, 'exit code once answered')
+  const { messages } = await holder.call('received')
+  eq(messages.length, 1, 'messages')
+  eq(messages[0].pid, second.pid, 'pid')
+  eq(JSON.stringify(messages[0].data), '{"open":"a.txt"}', 'data')
+  await holder.kill()
+})
+
 scenario('messages: a client that sends nothing, garbage, an oversized or half a frame is dropped; later senders are served', async () => {
   const net = await import('node:net')
   const [c] = await children(1)
