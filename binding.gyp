@@ -17,6 +17,7 @@
           "sources": [
             "native/win32/common.cc",
             "native/win32/mutex.cc",
+            "native/win32/pipe.cc",
             "native/win32/process.cc",
             "native/win32/waiter.cc"
           ],
@@ -26,6 +27,7 @@
             "native/posix/env.cc",
             "native/posix/exports.cc",
             "native/posix/lockfile.cc",
+            "native/posix/peer.cc",
             "native/posix/process.cc",
             "native/posix/record.cc",
             "native/posix/wait.cc"

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --dir DIR] [-- --no-save]
+// npm run bench [-- --quick] [-- --dir DIR] [-- --no-save] [-- --only messages]
 //
 // Measures instance-lock side by side with its peers and with a C program
 // making the bare system calls (the floor), all in one run. This machine's
@@ -13,6 +13,7 @@
 // bench/latest.{json,svg,md}, which the README and docs/benchmarks.md show.
 import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -29,11 +30,14 @@ const quick = args.includes('--quick')
 const save = !args.includes('--no-save')
 const dirArg = args.indexOf('--dir')
 const base = dirArg >= 0 ? path.resolve(args[dirArg + 1]) : os.tmpdir()
+// `--only messages`: the message round trip alone, printed, not saved.
+const onlyArg = args.indexOf('--only')
+const only = onlyArg >= 0 ? args[onlyArg + 1] : undefined
 
 // Sample counts. A full run takes a few minutes; --quick under one.
 const P = quick
-  ? { rounds: 7, batchMs: 8, warmMs: 150, handoff: 10, crash: 5, crashSlow: 1, idleMs: 2000, guard: 6, contendN: 200, contendRounds: 3, contendLimitMs: 8000 }
-  : { rounds: 25, batchMs: 15, warmMs: 300, handoff: 40, crash: 20, crashSlow: 3, idleMs: 5000, guard: 25, contendN: 500, contendRounds: 7, contendLimitMs: 30000 }
+  ? { rounds: 7, batchMs: 8, warmMs: 150, handoff: 10, crash: 5, crashSlow: 1, idleMs: 2000, guard: 6, contendN: 200, contendRounds: 3, contendLimitMs: 8000, messages: 100 }
+  : { rounds: 25, batchMs: 15, warmMs: 300, handoff: 40, crash: 20, crashSlow: 3, idleMs: 5000, guard: 25, contendN: 500, contendRounds: 7, contendLimitMs: 30000, messages: 300 }
 // Libraries whose waiters poll and whose crash recovery waits for a stale
 // timeout: their crash reps take ~10 s each, so fewer of them, concurrently.
 const SLOW_CRASH = new Set(['proper-lockfile', 'lockfile'])
@@ -417,8 +421,66 @@ function summarise(samples) {
 
 // ---------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------
+// Messages: send() → the holder's handler → its reply, against the same
+// exchange over a bare Unix socket between the same two processes (one
+// connection per round trip in both: connect, write, read, close). The
+// sender is this process; rounds alternate the two in random order, and
+// each sample is one round trip, summarised by its median.
+
+async function messages(dir) {
+  const { send } = require('instance-lock')
+  const holder = new Proc(process.execPath, [path.join(here, 'message-holder.cjs'), dir], 'message holder')
+  await holder.expect(0)
+  const bareSock = path.join(dir, 'bare.sock')
+  const bare = () =>
+    new Promise((resolve, reject) => {
+      const s = net.connect(bareSock)
+      s.once('error', reject)
+      s.once('connect', () => s.write('{"n":1}'))
+      s.once('data', () => {
+        s.destroy()
+        resolve()
+      })
+    })
+  const subjects = { send: () => send('bench-messages', { n: 1 }, { dir }), bare }
+  const samples = { send: [], bare: [] }
+  try {
+    // Warm-up: the messages bundle loads, both paths get compiled.
+    for (let i = 0; i < 20; i++) for (const f of Object.values(subjects)) await f()
+    for (let round = 0; round < P.rounds; round++) {
+      for (const k of shuffle(Object.keys(subjects))) {
+        for (let i = 0; i < Math.ceil(P.messages / P.rounds); i++) {
+          const t0 = process.hrtime.bigint()
+          await subjects[k]()
+          samples[k].push(Number(process.hrtime.bigint() - t0) / 1e6)
+        }
+      }
+    }
+  } finally {
+    holder.child.stdin.end()
+    await holder.exited
+  }
+  const sendMs = median(samples.send)
+  const bareMs = median(samples.bare)
+  return { sendMs, bareMs, ratio: sendMs / bareMs, n: samples.send.length }
+}
+
 async function main() {
   const started = Date.now()
+  if (only === 'messages') {
+    const tmp = fs.mkdtempSync(path.join(base, 'instance-lock-bench-'))
+    try {
+      log('message round trip …')
+      const r = await messages(tmp)
+      process.stdout.write(
+        `message round trip (median of ${r.n}): send() → reply ${r.sendMs.toFixed(3)} ms; bare Unix socket ${r.bareMs.toFixed(3)} ms; ${r.ratio.toFixed(2)}× the bare round trip\n`,
+      )
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true })
+    }
+    return
+  }
   const tmp = fs.mkdtempSync(path.join(base, 'instance-lock-bench-'))
   const dirs = {}
   for (const s of [...LIBRARIES, 'floor', 'bare']) fs.mkdirSync((dirs[s] = path.join(tmp, s)))
@@ -461,6 +523,9 @@ async function main() {
     results.guard = await guard(dirs)
     log(`contention (4 processes × ${P.contendN} cycles) …`)
     results.contention = await contention(groups, dirs)
+    log('message round trip …')
+    fs.mkdirSync(path.join(tmp, 'messages'))
+    results.messages = await messages(path.join(tmp, 'messages'))
   } finally {
     await Promise.all([
       floor.stop(),

@@ -42,7 +42,9 @@ if (!fs.existsSync(path.join(nodeInclude, 'node_api.h'))) {
 }
 const addonApi = path.dirname(require.resolve('node-addon-api/package.json'))
 
-const sources = ['binding.cc', 'sha256.cc', ...['env', 'exports', 'lockfile', 'process', 'record', 'wait'].map((f) => `posix/${f}.cc`)].map((f) => path.join(root, 'native', f))
+const sources = ['binding.cc', 'sha256.cc', ...['env', 'exports', 'lockfile', 'peer', 'process', 'record', 'wait'].map((f) => `posix/${f}.cc`)].map((f) =>
+  path.join(root, 'native', f),
+)
 sources.push(path.join(root, 'test', 'conformance', 'bsd-getlk.cc'))
 const headers = ['', 'posix'].flatMap((dir) =>
   fs

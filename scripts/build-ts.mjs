@@ -27,7 +27,12 @@ fs.rmSync(out, { recursive: true, force: true })
 try {
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json'), '--emitDeclarationOnly', '--outDir', out], { stdio: 'inherit' })
   await esbuild.build({
-    entryPoints: { lib: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli/main.ts'), win32: path.join(root, 'src/backends/win32-mutex/index.ts') },
+    entryPoints: {
+      lib: path.join(root, 'src/index.ts'),
+      cli: path.join(root, 'src/cli/main.ts'),
+      win32: path.join(root, 'src/backends/win32-mutex/index.ts'),
+      'messages/index': path.join(root, 'src/messages/index.ts'),
+    },
     outdir: out,
     bundle: true,
     platform: 'node',
@@ -46,6 +51,9 @@ try {
   const win32 = fs.readFileSync(path.join(out, 'win32.js'), 'utf8')
   const sources = [...win32.matchAll(/^\/\/ (src\/\S+)$/gm)].map((m) => m[1])
   if (sources.join() !== 'src/backends/win32-mutex/index.ts') throw new Error(`build-ts: dist/win32.js bundles ${sources.join(', ')}`)
+  const messages = fs.readFileSync(path.join(out, 'messages', 'index.js'), 'utf8')
+  const outside = [...messages.matchAll(/^\/\/ (src\/\S+)$/gm)].map((m) => m[1]).filter((s) => !s.startsWith('src/messages/'))
+  if (outside.length > 0) throw new Error(`build-ts: dist/messages/index.js bundles ${outside.join(', ')}`)
 
   // Node's CommonJS lexer finds the names for `import { tryLock } from
   // 'instance-lock'` in esbuild's annotation `0 && (module.exports = { a, b })`;

@@ -75,7 +75,7 @@ const args = [
   addonApi,
   path.join(root, 'native', 'binding.cc'),
   path.join(root, 'native', 'sha256.cc'),
-  ...['common', 'mutex', 'process', 'waiter'].map((f) => path.join(root, 'native', 'win32', `${f}.cc`)),
+  ...['common', 'mutex', 'pipe', 'process', 'waiter'].map((f) => path.join(root, 'native', 'win32', `${f}.cc`)),
   hook,
   '-shared',
   '-static',

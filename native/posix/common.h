@@ -11,6 +11,7 @@
 // By concern: lockfile.cc (open, checks, flock, verify, the indicator),
 // record.cc (the holder record), wait.cc (waiting threads, Linux), env.cc
 // (each environment's descriptors, and its end), process.cc (pidfds, Linux),
+// peer.cc (a connected socket's peer credentials, for messages),
 // exports.cc (the functions src/ calls, their argument checks, Register).
 #include <fcntl.h>
 #include <napi.h>
@@ -89,6 +90,9 @@ class Utf8Arg {
   size_t len_ = 0;
   bool ok_ = false;
 };
+
+// peerCred, for the message endpoint (peer.cc).
+void RegisterPeer(Napi::Env env, Napi::Object exports);
 
 }  // namespace instance_lock
 

@@ -405,6 +405,7 @@ void Register(Napi::Env env, Napi::Object exports) {
 #if IL_LINUX
   RegisterWaits(env, exports);
 #endif
+  RegisterPeer(env, exports);
 }
 
 }  // namespace instance_lock

@@ -79,6 +79,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   RegisterMutex(env, exports);
   RegisterWaiter(env, exports);
   RegisterFacts(env, exports);
+  RegisterPipe(env, exports);
 }
 
 }  // namespace instance_lock

@@ -18,7 +18,8 @@
 //
 // By concern: mutex.cc (acquire, release, probe), waiter.cc (waiter
 // threads), process.cc (the facts for the holder records, and the shared
-// record directory), common.cc (what they share, and Register).
+// record directory), pipe.cc (the message endpoint's server), common.cc (what
+// they share, and Register).
 #ifndef WIN32_LEAN_AND_MEAN
 #define WIN32_LEAN_AND_MEAN
 #endif
@@ -51,13 +52,16 @@ Napi::Number FromHandle(Napi::Env env, HANDLE h);
 PSECURITY_DESCRIPTOR Descriptor(const wchar_t* sddl, PSECURITY_DESCRIPTOR* slot, DWORD* err);
 
 struct Waiter;
+struct PipeServer;
 
 // Per environment (the main thread, each worker): the mutexes its JS thread
-// owns, and its waiters. When a worker's environment goes away, what its
-// thread owns is released and closed rather than left abandoned and leaked.
+// owns, its waiters, and its message endpoints' pipe servers. When a
+// worker's environment goes away, what its thread owns is released and
+// closed rather than left abandoned and leaked.
 struct State {
   std::set<HANDLE> owned;
   std::map<uint32_t, Waiter*> waiters;
+  std::map<uint32_t, PipeServer*> pipes;
   uint32_t next = 1;
 };
 
@@ -68,6 +72,7 @@ DWORD OpenLockMutex(const std::wstring& name, bool machine, HANDLE* out, bool* e
 void RegisterMutex(Napi::Env env, Napi::Object exports);
 void RegisterWaiter(Napi::Env env, Napi::Object exports);
 void RegisterFacts(Napi::Env env, Napi::Object exports);
+void RegisterPipe(Napi::Env env, Napi::Object exports);
 
 }  // namespace instance_lock
 

@@ -12,12 +12,15 @@ import { conflictMessage } from '../core/format.js'
 import { statusAt, statusOf } from './status.js'
 import { current } from '../core/holder.js'
 import { makeRecord, parseRecord, recordAt } from '../core/record.js'
-import type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions } from './types.js'
+import type { ForwardOptions, GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, SendOptions, WaitOptions } from './types.js'
 import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
 import { invalidArgType, invalidArgValue } from '../core/errors.js'
+import { loadMessages } from '../messages/load.js'
+import type { InstanceMessage, MessageHandler } from '../messages/types.js'
 
 export { Lock, LockedError }
-export type { GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, WaitOptions }
+export type { ForwardOptions, GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, SendOptions, WaitOptions }
+export type { InstanceMessage, MessageHandler }
 export type { StopOptions, StopResult, WaitForOptions } from './types.js'
 export { stop } from './stop.js'
 export { waitFor } from './wait-for.js'
@@ -100,41 +103,92 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
  * `LockedError` instead. With `onLocked: 'replace'` it returns a promise: the
  * running instance is stopped as `stop()` does (the verified holder gets
  * SIGTERM, then SIGKILL after `timeout` ms, default 10000) and the lock is
- * taken. In a `node:cluster` worker whose primary holds the lock, it returns
- * a `Lock` standing for the primary's hold (`lock.clusterPrimary`) instead.
+ * taken. With `onLocked: 'forward'` it returns a promise too: held
+ * elsewhere, this process's argv, cwd and `message` go to the holder's
+ * `onMessage` handler, and once it has replied the process exits with 0; if
+ * the holder accepts no messages, does not reply within `timeout` (default
+ * 5000) or its handler throws, it prints who holds it and exits with
+ * `exitCode`. `onSecondInstance`, in every form, is the handler the lock
+ * listens with once it is ours. In a `node:cluster` worker whose primary
+ * holds the lock, it returns a `Lock` standing for the primary's hold
+ * (`lock.clusterPrimary`) instead.
  *
  * @example
  * singleInstance('my-daemon')
  * const lock = await singleInstance('dev-server', { onLocked: 'replace' })
+ * await singleInstance('editor', { onLocked: 'forward', onSecondInstance: ({ argv }) => console.log('open', argv.slice(2)) })
  */
 export function singleInstance(name: string, options?: GuardOptions): Lock
-export function singleInstance(name: string, options: ReplaceOptions): Promise<Lock>
-export function singleInstance(name: string, options?: GuardOptions | ReplaceOptions): Lock | Promise<Lock> {
+export function singleInstance(name: string, options: ReplaceOptions | ForwardOptions): Promise<Lock>
+export function singleInstance(name: string, options?: GuardOptions | ReplaceOptions | ForwardOptions): Lock | Promise<Lock> {
   const id = checkIdentity(name, options)
   const onLocked = id.options.onLocked ?? 'exit'
-  if (onLocked !== 'exit' && onLocked !== 'throw' && onLocked !== 'replace') {
-    if (typeof onLocked !== 'string') throw invalidArgType('onLocked', "'exit', 'throw' or 'replace'", onLocked)
-    throw invalidArgValue('onLocked', `expected 'exit', 'throw' or 'replace', got ${JSON.stringify(onLocked)}`)
+  if (onLocked !== 'exit' && onLocked !== 'throw' && onLocked !== 'replace' && onLocked !== 'forward') {
+    if (typeof onLocked !== 'string') throw invalidArgType('onLocked', "'exit', 'throw', 'replace' or 'forward'", onLocked)
+    throw invalidArgValue('onLocked', `expected 'exit', 'throw', 'replace' or 'forward', got ${JSON.stringify(onLocked)}`)
+  }
+  const onSecond = id.options.onSecondInstance
+  if (onSecond !== undefined && typeof onSecond !== 'function') throw invalidArgType('onSecondInstance', 'a function', onSecond)
+  const listening = (lock: Lock): Lock => {
+    if (onSecond !== undefined && lock.clusterPrimary === undefined) lock.onMessage(onSecond as MessageHandler)
+    return lock
   }
   if (onLocked === 'replace') {
     const timeout = checkTimeout(id.options.timeout) ?? DEFAULT_TIMEOUT
     const loc = locateIdentity(id)
     // A cluster worker must not stop its own primary.
     const primary = heldByPrimary(loc)
-    return primary !== undefined ? Promise.resolve(primary) : replaceHolder(loc, id.data, timeout)
+    return primary !== undefined ? Promise.resolve(primary) : replaceHolder(loc, id.data, timeout).then(listening)
   }
   const exitCode = id.options.exitCode ?? 1
   if (typeof exitCode !== 'number' || !Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) {
     throw invalidArgType('exitCode', 'an integer from 0 to 255', exitCode)
   }
+  const timeout = onLocked === 'forward' ? (checkTimeout(id.options.timeout) ?? DEFAULT_SEND_TIMEOUT) : 0
   const loc = locateIdentity(id)
   const r = acquireNow(loc, id.data)
-  if (!(r instanceof LockedError)) return r
+  if (!(r instanceof LockedError)) return onLocked === 'forward' ? Promise.resolve(listening(r)) : listening(r)
   const primary = heldByPrimary(loc, r.holder)
-  if (primary !== undefined) return primary
+  if (primary !== undefined) return onLocked === 'forward' ? Promise.resolve(primary) : primary
   if (onLocked === 'throw') throw r
-  writeStderr(conflictMessage(loc, r.holder, id.dir === undefined ? undefined : resolve(id.dir)))
-  process.exit(exitCode)
+  const conflict = (): never => {
+    writeStderr(conflictMessage(loc, r.holder, id.dir === undefined ? undefined : resolve(id.dir)))
+    process.exit(exitCode)
+  }
+  if (onLocked === 'exit') conflict()
+  // Checked before anything is sent: a message that cannot be sent is a bug, not a conflict.
+  const sent = loadMessages().send(loc, id.options.message, timeout, undefined)
+  return sent.then(
+    () => process.exit(0),
+    (err: { code?: unknown }) => {
+      if (err.code === 'ERR_INVALID_ARG_VALUE') throw err
+      return conflict()
+    },
+  )
+}
+
+/** How long `send()` and a forwarding guard wait for the holder's reply, by default. */
+const DEFAULT_SEND_TIMEOUT = 5000
+
+/**
+ * Sends `data` (any JSON value, at most 64 KiB as JSON), with this
+ * process's argv, cwd and pid, to the holder of the lock, and resolves its
+ * handler's reply. Rejects with `code` `'ENOTRUNNING'` (the lock is free),
+ * `'ENOLISTENER'` (held, but its holder accepts no messages), `'ETIMEDOUT'`
+ * (no reply within `timeout` ms, default 5000), `'EREMOTE'` (the handler
+ * threw; its message is passed on), or an `AbortError`. A holder that has
+ * just taken the lock and is not listening yet is waited for, within
+ * `timeout`.
+ *
+ * @example
+ * const port = await send('web', { ask: 'port' })
+ */
+export async function send(name: string, data?: unknown, options?: SendOptions): Promise<unknown> {
+  const id = checkIdentity(name, options)
+  const timeout = checkTimeout(id.options.timeout) ?? DEFAULT_SEND_TIMEOUT
+  const signal = checkSignal(id.options.signal)
+  if (signal?.aborted) throw abortError(signal)
+  return loadMessages().send(locateIdentity(id), data, timeout, signal)
 }
 
 function writeStderr(text: string): void {

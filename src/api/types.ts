@@ -1,3 +1,5 @@
+import type { MessageHandler } from '../messages/types.js'
+
 /** `'user'`: private to the OS user. `'machine'`: every user of the machine contends. */
 export type Scope = 'user' | 'machine'
 
@@ -86,6 +88,8 @@ export interface GuardOptions extends LockOptions {
   onLocked?: 'exit' | 'throw'
   /** Exit code for `onLocked: 'exit'`; default 1. */
   exitCode?: number
+  /** Once the lock is ours: accept messages from later instances with this handler (`Lock.onMessage`). */
+  onSecondInstance?: MessageHandler
 }
 
 /** Options of {@link singleInstance} when it replaces the running instance. */
@@ -93,6 +97,31 @@ export interface ReplaceOptions extends LockOptions {
   onLocked: 'replace'
   /** Milliseconds to wait for the old instance after SIGTERM before SIGKILL; default 10000. */
   timeout?: number
+  /** Once the lock is ours: accept messages from later instances with this handler (`Lock.onMessage`). */
+  onSecondInstance?: MessageHandler
+}
+
+/**
+ * Options of {@link singleInstance} when a second instance hands over to the
+ * running one (Electron's single-instance pattern).
+ */
+export interface ForwardOptions extends LockOptions {
+  onLocked: 'forward'
+  /** Sent as `data`, with this process's argv, cwd and pid. */
+  message?: unknown
+  /** Milliseconds to wait for the holder's reply; default 5000. */
+  timeout?: number
+  /** Exit code when forwarding fails (no listener, no reply in time, the handler threw); default 1. */
+  exitCode?: number
+  /** Once the lock is ours: accept messages from later instances with this handler (`Lock.onMessage`). */
+  onSecondInstance?: MessageHandler
+}
+
+/** Options of {@link send}. */
+export interface SendOptions extends Omit<LockOptions, 'data'> {
+  /** Milliseconds for the whole exchange, including waiting for the holder's endpoint; default 5000. */
+  timeout?: number
+  signal?: AbortSignal
 }
 
 /** Options of {@link stop}. */

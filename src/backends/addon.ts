@@ -95,6 +95,8 @@ export interface PosixAddon extends Common {
   fsType(path: string): number | string
   hostname(): string | undefined
   sameFile(fd: number, dirfd: number, name: string): boolean
+  /** The peer of a connected Unix socket as the kernel recorded it: [pid (-1: not known here), uid]. */
+  peerCred(fd: number): [pid: number, uid: number]
   // Linux only: waits that block on a thread of the addon's, and pidfds.
   waitInit?: (callback: (id: number, state: number, value: number, syscall: string) => void) => boolean
   waitStart?: (fd: number, dirfd: number, name: string, writable: boolean, mode: number, checks: number, record: string | null) => number
@@ -119,6 +121,13 @@ export interface Win32Addon extends Common {
   processStartTime(pid: number): string | null | false
   terminate(pid: number, startTime: string): boolean
   makeSharedDir(path: string): void
+  /** Serves the pipe `name` (see native/win32/pipe.cc); each complete request reaches `callback`. */
+  pipeListen(name: string, machine: boolean, deadlineMs: number, callback: (conn: number, pid: number, hello: Buffer, data: Buffer) => void): number
+  /** Writes `frame` to the parked client `conn` and closes it; false if it is gone. */
+  pipeReply(id: number, conn: number, frame: Buffer): boolean
+  pipeClose(id: number): void
+  /** The pid serving the pipe `name`, as the kernel reports it; 0 when none does now. */
+  pipeServerPid(name: string): number
 }
 
 // The addon's shape is the C++ code's to give: stated here, once.

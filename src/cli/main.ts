@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import type { Location } from '../core/backend.js'
 import { LockedError } from '../core/errors.js'
 import { conflictMessage, shellQuote, statusTable, statusText, stopReport } from '../core/format.js'
-import { inspect, list, lock, singleInstance, tryLock, waitFor } from '../api/index.js'
+import { inspect, list, lock, send, singleInstance, tryLock, waitFor } from '../api/index.js'
 import { describeLock, passOn } from '../core/lock.js'
 import type { Lock } from '../core/lock.js'
 import { locateIdentity } from '../core/locate.js'
@@ -24,19 +24,21 @@ import { DEFAULT_WAIT_FOR_TIMEOUT } from '../api/wait-for.js'
 
 const EXIT_HELD = 1
 const EXIT_TIMEOUT = 1
+const EXIT_NO_REPLY = 1
 const EXIT_USAGE = 2
 const EXIT_FREE = 3
 const EXIT_FAILED = 125
 const EXIT_CANNOT_RUN = 126
 const EXIT_NOT_FOUND = 127
 
-type Verb = 'status' | 'stop' | 'run' | 'wait'
+type Verb = 'status' | 'stop' | 'run' | 'wait' | 'send'
 
 const SYNOPSIS: Record<Verb, string> = {
   status: 'instance-lock status [NAME] [--scope user|machine] [--key K] [--dir D] [--all] [--json]',
   stop: 'instance-lock stop NAME [--scope S] [--key K] [--dir D] [--timeout MS] [--signal SIG] [--force]',
   run: 'instance-lock run NAME [--scope S] [--key K] [--dir D] [--wait[=MS] | --replace [--timeout MS]] [--conflict-exit-code N] [--no-inherit] [--data JSON] [--ready] [--quiet] -- COMMAND [ARGS...]',
   wait: 'instance-lock wait NAME [--ready] [--timeout MS] [--scope S] [--key K] [--dir D] [--json]',
+  send: 'instance-lock send NAME [--json JSON] [--timeout MS] [--scope S] [--key K] [--dir D]',
 }
 
 const IDENTITY_HELP = `  --scope user|machine    this user's locks (default) or the whole machine's
@@ -51,12 +53,14 @@ Usage:
   ${SYNOPSIS.stop}
   ${SYNOPSIS.run}
   ${SYNOPSIS.wait}
+  ${SYNOPSIS.send}
 
 Commands:
   status   show who holds a lock, or list the held locks
   stop     stop the process that holds a lock, and wait until it is free
   run      run a command while holding a lock (like flock -n / flock -w)
   wait     wait until a lock is held, or its holder is ready
+  send     send a message to the holder of a lock and print its reply
 
 Run 'instance-lock COMMAND --help' for the options of one command.
 `,
@@ -141,6 +145,23 @@ ${IDENTITY_HELP}
 Exit status: 0 held (and ready), 1 not within --timeout, 2 bad usage,
 125 the lock could not be read.
 `,
+  send: `Usage: ${SYNOPSIS.send}
+
+Sends a message to the process holding the lock NAME, which receives it in
+its lock.onMessage() handler (with this command's argv, working directory
+and pid), and prints the handler's reply as JSON. Waits for a holder that
+has just started and is not listening yet, within --timeout.
+
+Options:
+${IDENTITY_HELP}
+  --json JSON             the message's data, a JSON value, e.g. '{"reload":true}'
+  --timeout MS            how long to wait for the reply (default 5000)
+  -h, --help              show this help
+
+Exit status: 0 the reply was printed, 3 the lock is not held, 1 the holder
+accepts no messages, did not reply in time, or its handler threw (the
+message is on stderr), 2 bad usage, 125 the lock could not be read.
+`,
 }
 
 class UsageError extends Error {
@@ -177,22 +198,24 @@ export async function main(argv: string[]): Promise<number> {
         return await run(rest)
       case 'wait':
         return await waitVerb(rest)
+      case 'send':
+        return await sendVerb(rest)
       case '-h':
       case '--help':
       case 'help': {
         const topic = rest[0]
-        if (topic === 'status' || topic === 'stop' || topic === 'run' || topic === 'wait') out(HELP[topic])
+        if (topic === 'status' || topic === 'stop' || topic === 'run' || topic === 'wait' || topic === 'send') out(HELP[topic])
         else if (topic === undefined) out(HELP.main)
-        else throw new UsageError(undefined, `no help for ${JSON.stringify(topic)}: the commands are status, stop, run and wait`)
+        else throw new UsageError(undefined, `no help for ${JSON.stringify(topic)}: the commands are status, stop, run, wait and send`)
         return 0
       }
       case '--version':
         out(`${version()}\n`)
         return 0
       case undefined:
-        throw new UsageError(undefined, 'missing command: status, stop, run or wait')
+        throw new UsageError(undefined, 'missing command: status, stop, run, wait or send')
       default:
-        throw new UsageError(undefined, `unknown command ${JSON.stringify(verb)}: the commands are status, stop, run and wait`)
+        throw new UsageError(undefined, `unknown command ${JSON.stringify(verb)}: the commands are status, stop, run, wait and send`)
     }
   } catch (e) {
     if (e instanceof UsageError) {
@@ -439,6 +462,50 @@ async function waitVerb(args: string[]): Promise<number> {
     return EXIT_TIMEOUT
   }
   out(values.json === true ? `${JSON.stringify(s, null, 2)}\n` : statusText(s))
+  return 0
+}
+
+// ---------------------------------------------------------------------------
+// send
+
+async function sendVerb(args: string[]): Promise<number> {
+  const { values, positionals } = parse('send', args, { json: { type: 'string' }, timeout: { type: 'string' } })
+  if (values.help === true) {
+    out(HELP.send)
+    return 0
+  }
+  const { name, ...opts } = identity('send', oneName('send', positionals, 'which lock to send to'), values)
+  const timeout = values.timeout === undefined ? undefined : milliseconds('send', '--timeout', values.timeout as string)
+  let data: unknown
+  if (values.json !== undefined) {
+    try {
+      data = JSON.parse(values.json as string)
+    } catch {
+      throw new UsageError('send', `--json expects a JSON value such as '{"reload":true}', got ${JSON.stringify(values.json)}`)
+    }
+  }
+  let reply: unknown
+  try {
+    reply = await send(name!, data, timeout === undefined ? opts : { ...opts, timeout })
+  } catch (e) {
+    const code = (e as { code?: string }).code
+    // Data over the limit: bad usage, as the library's checks are everywhere here.
+    if (code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_ARG_TYPE') {
+      return usage('send', () => {
+        throw e
+      })
+    }
+    if (code === 'ENOTRUNNING') {
+      err(`${(e as Error).message}\n`)
+      return EXIT_FREE
+    }
+    if (code === 'ENOLISTENER' || code === 'ETIMEDOUT' || code === 'EREMOTE') {
+      err(`instance-lock: ${(e as Error).message}\n`)
+      return EXIT_NO_REPLY
+    }
+    throw e
+  }
+  out(`${JSON.stringify(reply) ?? 'null'}\n`)
   return 0
 }
 

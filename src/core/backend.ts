@@ -79,6 +79,13 @@ export interface Backend<H = unknown> {
    * verifies records itself (Windows).
    */
   processStart?(pid: number): number | undefined
+  /**
+   * Whether process `pid` holds the lock, as the system shows it to any user
+   * (Linux: the taker in /proc/locks, or the process's own descriptors).
+   * With `provesHolders`; what a message sender checks the endpoint's
+   * process against.
+   */
+  heldBy?(loc: Location, pid: number): boolean
   /** Is it held, and by whom? Takes nothing; `null`: no lock object exists. */
   probe(loc: Location): Probe | null
   enumerate(scope: Scope, dir: string | undefined): Found[]

@@ -1,8 +1,11 @@
 import type { Backend, Location } from './backend.js'
-import { LockedError, lockLostError } from './errors.js'
+import { LockedError, invalidArgType, lockLostError } from './errors.js'
 import { makeRecord, parseRecord } from './record.js'
 import type { Holder, Scope } from '../api/types.js'
 import { checkData } from '../api/validate.js'
+import { loadMessages } from '../messages/load.js'
+import type { Listener } from '../messages/index.js'
+import type { MessageHandler } from '../messages/types.js'
 
 /**
  * The locks this process holds, by location. A second acquisition in this
@@ -102,6 +105,7 @@ export class Lock implements Disposable {
   #ready = false
   #released = false
   #lostController: AbortController | undefined
+  #listener: Listener | undefined
 
   // Private, so that the published declaration is `private constructor()`
   // and a consumer's `new Lock()` does not compile; the token keeps
@@ -202,6 +206,32 @@ export class Lock implements Disposable {
     this.#ready = true
   }
 
+  /**
+   * Starts accepting messages from other processes (`send()`, a second
+   * instance's `singleInstance({ onLocked: 'forward' })`, `instance-lock
+   * send`): one at a time, in arrival order; the handler's awaited value is
+   * the reply, what it throws the sender's `EREMOTE`. A second call replaces
+   * the handler; `release()` stops it. Does not keep the process alive.
+   *
+   * @example
+   * const lock = singleInstance('editor')
+   * lock.onMessage(({ argv, cwd, data }) => {
+   *   console.log('asked', data, 'by', argv, 'in', cwd)
+   *   return { port: 3000 }
+   * })
+   */
+  onMessage(handler: MessageHandler): void {
+    if (typeof handler !== 'function') throw invalidArgType('handler', 'a function', handler)
+    this.#assertHeld('it can no longer accept messages')
+    if (this.clusterPrimary !== undefined) {
+      const err = new Error(`${describeLock(this.#loc)} is held by the cluster primary (pid ${this.clusterPrimary}): accept its messages there`) as Error & { code: string }
+      err.code = 'ERR_INVALID_STATE'
+      throw err
+    }
+    if (this.#listener !== undefined) this.#listener.handler = handler
+    else this.#listener = loadMessages().listen(this.#loc, handler)
+  }
+
   #assertHeld(what: string): void {
     if (!this.#released) return
     const err = new Error(`Lock "${this.name}" was released; ${what}`) as Error & { code: string }
@@ -226,6 +256,8 @@ export class Lock implements Disposable {
     if (registry.get(this.#loc.id) === this) registry.delete(this.#loc.id)
     // Before the handle goes: it is what the check looks at.
     unwatch(this)
+    // While the lock is still ours: only its holder may remove the endpoint.
+    this.#listener?.close()
     this.#backend.release(this.#loc, this.#handle, shared)
   }
 

@@ -37,6 +37,15 @@ export function wrongCalls(addon) {
       ['terminate', ['1', '0']],
       ['terminate', [1, 0]],
       ['makeSharedDir', [5]],
+      ['pipeListen', [5, false, 1000, fn]],
+      ['pipeListen', ['n', 0, 1000, fn]],
+      ['pipeListen', ['n', false, 0, fn]],
+      ['pipeListen', ['n', false, 1000, 'callback']],
+      ['pipeReply', ['1', 1, Buffer.alloc(0)]],
+      ['pipeReply', [1, -1, Buffer.alloc(0)]],
+      ['pipeReply', [1, 1, 'frame']],
+      ['pipeClose', ['1']],
+      ['pipeServerPid', [5]],
     ]
   }
   const at = addon.AT_FDCWD
@@ -84,6 +93,9 @@ export function wrongCalls(addon) {
     ['sameFile', ['0', at, 'f']],
     ['sameFile', [0, 'cwd', 'f']],
     ['sameFile', [0, at, 5]],
+    ['peerCred', ['0']],
+    ['peerCred', [-1]],
+    ['peerCred', [1.5]],
     ['waitInit', ['callback']],
     ['waitStart', ['0', at, 'f', true, 0o644, 0, null]],
     ['waitStart', [0, at, 'f', 'yes', 0o644, 0, null]],

@@ -176,7 +176,49 @@ const ops = {
   exit(code) {
     process.exit(code)
   },
+  // Messages: the held lock at `path` answers with `behaviour`, and keeps
+  // what it was sent (and how many handlers ever ran at once).
+  //   echo  replies { message }
+  //   throw throws an Error with the data as its message
+  //   gate  replies { message } to each once open() was called
+  //   count replies with the number of messages received so far
+  listen(path, behaviour) {
+    held.get(path).onMessage(async (message) => {
+      received.push(message)
+      running++
+      maxRunning = Math.max(maxRunning, running)
+      try {
+        if (behaviour === 'throw') throw new Error(String(message.data))
+        if (behaviour === 'gate') await gate
+        if (behaviour === 'count') return received.length
+        return { message }
+      } finally {
+        running--
+      }
+    })
+  },
+  open() {
+    openGate()
+  },
+  received() {
+    return { messages: received, maxRunning }
+  },
+  // A second instance that hands over: exits (0 once answered, or
+  // exitCode) when the lock is held; holds it and listens when free.
+  async forward(name, options) {
+    keep(await il.singleInstance(name, { onLocked: 'forward', ...options }))
+    return { pid: process.pid }
+  },
+  async send(name, data, options) {
+    return { reply: await il.send(name, data, options) }
+  },
 }
+
+const received = []
+let running = 0
+let maxRunning = 0
+let openGate
+const gate = new Promise((resolve) => (openGate = resolve))
 
 process.on('message', async (msg) => {
   if (msg.id === undefined) return

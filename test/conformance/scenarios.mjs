@@ -725,4 +725,128 @@ scenario(
   WIN,
 )
 
+// ---------------------------------------------------------------------------
+// Messages to the running instance: a Unix socket beside the lock file, a
+// named pipe served by the addon on Windows.
+
+/** Where a client connects to the holder of the lock at `lockPath`. */
+function endpointOf(lockPath) {
+  return WIN ? `\\\\.\\pipe\\${lockPath}` : lockPath.replace(/\.lock$/, '.sock')
+}
+
+scenario('messages: argv, cwd, pid and data reach the holder; its reply, or what it threw (EREMOTE), come back', async () => {
+  const [c] = await children(1)
+  const n = name('msg')
+  eq((await rejects(il.send(n, 1, { timeout: 200 }), 'send to a free lock')).code, 'ENOTRUNNING', 'free')
+  const { path: p } = await c.call('tryLock', n, {})
+  eq((await rejects(il.send(n, 1, { timeout: 300 }), 'send to a holder that does not listen')).code, 'ENOLISTENER', 'not listening')
+  await c.call('listen', p, 'echo')
+  const data = { file: 'a b.txt', list: [1, '', null] }
+  const { message } = await il.send(n, data)
+  eq(JSON.stringify(message.argv), JSON.stringify(process.argv), 'argv')
+  eq(message.cwd, process.cwd(), 'cwd')
+  eq(message.pid, process.pid, 'pid, as the OS reports it')
+  eq(message.uid, WIN ? undefined : process.getuid(), 'uid')
+  eq(JSON.stringify(message.data), JSON.stringify(data), 'data')
+  await c.call('listen', p, 'throw')
+  const e = await rejects(il.send(n, 'refused'), 'send to a handler that throws')
+  eq([e.code, e.message].join(' '), 'EREMOTE refused', 'EREMOTE')
+  eq((await rejects(il.send(n, 'x'.repeat(65 * 1024)), 'oversized data')).code, 'ERR_INVALID_ARG_VALUE', 'over 64 KiB')
+  await c.call('release', p)
+  eq((await rejects(il.send(n, 1, { timeout: 300 }), 'send after release')).code, 'ENOTRUNNING', 'released')
+  await c.kill()
+})
+
+scenario('messages: senders of a start race are each handled once, one at a time, when the holder starts listening', async () => {
+  const [c] = await children(1)
+  const n = name('msg')
+  const { path: p } = await c.call('tryLock', n, {})
+  const sends = Array.from({ length: 10 }, (_, i) => il.send(n, i, { timeout: 30_000 }))
+  await c.call('listen', p, 'echo')
+  const replies = await within(Promise.all(sends), 60_000, 'the replies')
+  eq(replies.map((r) => r.message.data).join(), '0,1,2,3,4,5,6,7,8,9', 'each sender got its own reply')
+  const { messages, maxRunning } = await c.call('received')
+  eq(
+    messages
+      .map((m) => m.data)
+      .sort((a, b) => a - b)
+      .join(),
+    '0,1,2,3,4,5,6,7,8,9',
+    'handled once each',
+  )
+  eq(maxRunning, 1, 'handlers running at once')
+  await c.kill()
+})
+
+scenario('messages: singleInstance forward: a second instance exits 0 once answered, with exitCode when nobody listens', async () => {
+  const [holder, second, third] = await children(3)
+  const n = name('msg')
+  const { path: p } = await holder.call('tryLock', n, {})
+  eq((await rejects(third.call('forward', n, { timeout: 300, exitCode: 7 }), 'forward to a holder that does not listen')).message, 'child exited', 'third')
+  eq((await third.exited).code, 7, 'exit code without a listener')
+  await holder.call('listen', p, 'echo')
+  eq((await rejects(second.call('forward', n, { message: { open: 'a.txt' } }), 'forward')).message, 'child exited', 'second')
+  eq((await second.exited).code, 0, 'exit code once answered')
+  const { messages } = await holder.call('received')
+  eq(messages.length, 1, 'messages')
+  eq(messages[0].pid, second.pid, 'pid')
+  eq(JSON.stringify(messages[0].data), '{"open":"a.txt"}', 'data')
+  await holder.kill()
+})
+
+scenario('messages: a client that sends nothing, garbage, an oversized or half a frame is dropped; later senders are served', async () => {
+  const net = await import('node:net')
+  const [c] = await children(1)
+  const n = name('msg')
+  const { path: p } = await c.call('tryLock', n, {})
+  await c.call('listen', p, 'echo')
+  const acts = [() => {}, (s) => s.write('GET / HTTP/1.1\r\n\r\n'), (s) => s.write(Buffer.from([0, 1, 0, 1, 1])), (s) => s.write(Buffer.from([0, 0, 0, 100, 1, 123]))]
+  for (const act of acts) {
+    const s = net.connect(endpointOf(p))
+    s.on('error', () => {})
+    await within(new Promise((resolve) => s.once('connect', resolve)), 10_000, 'connect')
+    act(s)
+    await within(new Promise((resolve) => s.once('close', resolve)), 15_000, 'the holder dropping the client')
+  }
+  eq((await il.send(n, 'after')).message.data, 'after', 'a later sender is served')
+  eq((await c.call('received')).messages.length, 1, 'the handler saw only the real message')
+  await c.kill()
+})
+
+// Wine enforces neither FILE_FLAG_FIRST_PIPE_INSTANCE nor a pipe's DACL: a
+// second server of the same name is accepted there, and clients reach
+// either. What it can show is the sender's check of who serves the pipe.
+const UNDER_WINE = WIN && (process.env.WINEPREFIX !== undefined || process.env.WINEDEBUG !== undefined)
+
+scenario(
+  'messages: a pipe not served by the holder is never sent anything; on Windows nobody else can serve the holder’s',
+  async () => {
+    const net = await import('node:net')
+    const addon = createRequire(path.join(ROOT, 'package.json'))('node-gyp-build')(ROOT)
+    const [c] = await children(1)
+    const n = name('msg')
+    const { path: p } = await c.call('tryLock', n, {})
+    const pipe = endpointOf(p)
+    let bytes = 0
+    const squatter = net.createServer((s) => s.on('data', (b) => (bytes += b.length)))
+    await new Promise((resolve) => squatter.listen(pipe, resolve))
+    eq((await rejects(il.send(n, 'secret', { timeout: 500 }), 'send to a squatted pipe')).code, 'ENOLISTENER', 'no listener')
+    eq(bytes, 0, 'bytes the squatter got')
+    await new Promise((resolve) => squatter.close(resolve))
+    await c.call('listen', p, 'echo')
+    eq((await il.send(n, 'ok')).message.data, 'ok', 'the holder serves')
+    if (!UNDER_WINE) {
+      let refused
+      try {
+        addon.pipeClose(addon.pipeListen(pipe, false, 1000, () => {}))
+      } catch (err) {
+        refused = err.errno
+      }
+      check(refused === 5 || refused === 231, `a second server of the pipe: ${refused}`)
+    }
+    await c.kill()
+  },
+  WIN,
+)
+
 await run(process.argv[2])

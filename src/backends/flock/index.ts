@@ -670,7 +670,7 @@ export const posix: Backend<PosixHandle> = {
   update,
   lost,
   provesHolders: PROVES_HOLDERS,
-  ...(PROVES_HOLDERS ? { processStart } : {}),
+  ...(PROVES_HOLDERS ? { processStart, heldBy: (l: Location, pid: number) => flockTaker(l.path) === pid || flockHeldBy(l.path, pid) } : {}),
   probe,
   enumerate,
   holders,
