@@ -103,7 +103,7 @@ describe('the packed tarball', () => {
     const needed = [
       /^(package\.json|README\.md|LICENSE|binding\.gyp)$/,
       /^bin\/[\w.-]+\.js$/,
-      /^dist\/[\w.-]+\.(js|d\.ts)$/,
+      /^dist\/([\w-]+\/)*[\w.-]+\.(js|d\.ts)$/,
       /^native\/((posix|win32)\/)?[\w.-]+\.(cc|h)$/,
       ...TARGETS.map((t) => new RegExp(`^prebuilds/${t}/[\\w.-]+\\.node$`)),
     ]
