@@ -27,7 +27,12 @@ fs.rmSync(out, { recursive: true, force: true })
 try {
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json'), '--emitDeclarationOnly', '--outDir', out], { stdio: 'inherit' })
   await esbuild.build({
-    entryPoints: { lib: path.join(root, 'src/index.ts'), cli: path.join(root, 'src/cli.ts'), win32: path.join(root, 'src/win32.ts') },
+    entryPoints: {
+      lib: path.join(root, 'src/index.ts'),
+      cli: path.join(root, 'src/cli.ts'),
+      win32: path.join(root, 'src/win32.ts'),
+      postgres: path.join(root, 'src/backends/postgres/index.ts'),
+    },
     outdir: out,
     bundle: true,
     platform: 'node',
@@ -35,8 +40,10 @@ try {
     target: 'node20',
     // The Windows backend is its own file, required by the other two on
     // Windows only. node-gyp-build is required only where the addon is not
-    // the shipped prebuild (src/binding.ts).
-    external: ['./win32.js', 'node-gyp-build'],
+    // the shipped prebuild (src/binding.ts). The PostgreSQL backend
+    // (`instance-lock/postgres`) is its own file, which the CLI requires only
+    // for --postgres, and `pg` is the user's.
+    external: ['./win32.js', 'node-gyp-build', './postgres.js', 'pg'],
     legalComments: 'none',
     logLevel: 'warning',
   })
@@ -46,6 +53,9 @@ try {
   const win32 = fs.readFileSync(path.join(out, 'win32.js'), 'utf8')
   const sources = [...win32.matchAll(/^\/\/ (src\/\S+)$/gm)].map((m) => m[1])
   if (sources.join() !== 'src/win32.ts') throw new Error(`build-ts: dist/win32.js bundles ${sources.join(', ')}`)
+  // Nor may the library load the PostgreSQL backend or pg: the guard's start-up pays for every byte.
+  const lib = fs.readFileSync(path.join(out, 'lib.js'), 'utf8')
+  if (/^\/\/ src\/backends\/postgres\//m.test(lib) || lib.includes('require("pg")')) throw new Error('build-ts: dist/lib.js includes the PostgreSQL backend')
 
   // Node's CommonJS lexer finds the names for `import { tryLock } from
   // 'instance-lock'` in esbuild's annotation `0 && (module.exports = { a, b })`;
