@@ -70,6 +70,14 @@ function describe(id: Pick<Identity, 'name' | 'key'>): string {
   return `Lock "${id.name}"${id.key === undefined ? '' : ` for ${JSON.stringify(id.key)}`}`
 }
 
+/** A connection that failed under an acquisition, said so, with the cause; the lock is not held. */
+function dropped(settings: Settings, id: Identity, e: unknown): unknown {
+  const cause = e as { code?: unknown; message?: unknown }
+  if (typeof cause?.code === 'string' && cause.code !== '') return e
+  const why = typeof cause?.message === 'string' ? cause.message : String(e)
+  return coded(`The connection to PostgreSQL at ${settings.where} failed while acquiring ${describe(id)}: ${why}`, 'ECONNRESET', e)
+}
+
 function poolerError(settings: Settings): Error {
   return coded(
     `Cannot hold a lock through ${settings.where}: consecutive statements ran in different server processes, as behind a transaction-mode pooler (PgBouncer pool_mode=transaction). Connect to the server directly or through a session-mode pool.`,
@@ -165,7 +173,7 @@ class Locks implements PostgresLocks, Owner {
       fence = rows[0]!.fence
     } catch (e) {
       s.destroy()
-      throw e
+      throw dropped(this.#settings, id, e)
     }
     if (fence === null) {
       if (timeout === 0) {
@@ -209,7 +217,7 @@ class Locks implements PostgresLocks, Owner {
       const { rows, err } = await outcome
       if (err !== undefined || rows === undefined) {
         s.destroy()
-        throw err
+        throw dropped(this.#settings, id, err)
       }
       if (rows.length === 0) {
         s.destroy()
@@ -268,7 +276,7 @@ class Locks implements PostgresLocks, Owner {
       await s.query(`LISTEN instance_lock_${s.pid}`)
     } catch (e) {
       s.destroy()
-      throw e
+      throw dropped(this.#settings, id, e)
     }
     return PostgresLock.create(this, {
       session: s,

@@ -59,6 +59,15 @@ export class Records {
   }
 
   async #check(s: Session): Promise<Access> {
+    try {
+      return await this.#create(s)
+    } catch (e) {
+      if (NO_TABLE.has((e as { code?: string }).code ?? '')) return { read: false, write: false }
+      throw e
+    }
+  }
+
+  async #create(s: Session): Promise<Access> {
     for (let attempt = 0; ; attempt++) {
       const [r] = await s.query<{ present: boolean; read: boolean; write: boolean }>(
         `SELECT t IS NOT NULL AS present,
@@ -80,9 +89,7 @@ export class Records {
         )
         return { read: true, write: true }
       } catch (e) {
-        const code = (e as { code?: string }).code ?? ''
-        if (NO_TABLE.has(code)) return { read: false, write: false }
-        if (!RACED.has(code) || attempt > 0) throw e
+        if (!RACED.has((e as { code?: string }).code ?? '') || attempt > 0) throw e
       }
     }
   }
