@@ -77,7 +77,9 @@ export class Host {
         resolve(r)
       })
       this.exited.then(({ code, signal }) => reject(new Error(`host exited (${code ?? signal}) before replying to ${op}`)))
-      this.child.send({ id, op, ...args })
+      this.child.send({ id, op, ...args }, (err) => {
+        if (err) reject(err)
+      })
     })
   }
 
