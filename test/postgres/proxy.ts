@@ -22,10 +22,11 @@ export class Proxy {
     const server = createServer((client) => {
       const up = connect(target.port, target.host)
       proxy!.pairs.push({ client, upstream: [up] })
-      client.on('error', () => up.destroy())
-      up.on('error', () => client.destroy())
-      client.on('close', () => up.destroy())
-      up.on('close', () => client.destroy())
+      // After a cut, neither end hears of the other closing either.
+      client.on('error', () => proxy!.#cut || up.destroy())
+      up.on('error', () => proxy!.#cut || client.destroy())
+      client.on('close', () => proxy!.#cut || up.destroy())
+      up.on('close', () => proxy!.#cut || client.destroy())
       client.on('data', (d) => {
         if (!proxy!.#cut) up.write(d)
       })
