@@ -2,7 +2,7 @@ import { checkData } from '../../validate.js'
 import { coded, type Session } from './session.js'
 import type { ClusterHolder } from './types.js'
 
-/** What a held lock needs of the `postgres()` object that made it. */
+/** @internal What a held lock needs of the `postgres()` object that made it. */
 export interface Owner {
   readonly lostAfter: number
   /** Writes the holder record; resolves false where there is no record table. */
@@ -11,6 +11,7 @@ export interface Owner {
   giveBack(s: Session): Promise<void>
 }
 
+/** @internal */
 export interface HeldLock {
   session: Session
   lockId: string
@@ -30,7 +31,7 @@ const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? (Symbol.
 
 let hostname: string | undefined
 
-/** The holder record: the local record's fields, with scope 'cluster'. */
+/** @internal The holder record: the local record's fields, with scope 'cluster'. */
 export function makeRecord(name: string, key: string | undefined, startedAt: string, data: string | undefined, ready: boolean): string {
   hostname ??= (require('node:os') as typeof import('node:os')).hostname()
   return (
