@@ -17,8 +17,8 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Result> 
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d))
-    child.stderr.on('data', (d: Buffer) => (stderr += d))
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
     child.on('exit', (code) => resolve({ code, stdout, stderr }))
   })
 }
@@ -30,11 +30,11 @@ function runHolder(args: string[]): { child: ChildProcess; started: Promise<void
   let stderr = ''
   let onStarted: () => void
   const started = new Promise<void>((r) => (onStarted = r))
-  child.stdout!.on('data', (d: Buffer) => {
-    stdout += d
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString()
     if (stdout.includes('started')) onStarted()
   })
-  child.stderr!.on('data', (d: Buffer) => (stderr += d))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   const exit = new Promise<Result>((resolve) => child.on('exit', (code, signal) => resolve({ code: code ?? (signal === null ? null : -1), stdout, stderr })))
   return { child, started, exit }
 }

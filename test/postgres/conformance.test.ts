@@ -90,7 +90,8 @@ describe.each(servers)('conformance on PostgreSQL ($name server)', (server) => {
       await other.event('ready')
       const l = await locks.tryLock(name, { key: 'k', data: { port: 1 } })
       expect(l.holder).toMatchObject({ pid: process.pid, name, key: 'k', scope: 'cluster', data: { port: 1 } })
-      const seen = async (): Promise<Record<string, unknown>> => ((await other.ask('inspect', { name, options: { key: 'k' } })).status as { holder: Record<string, unknown> }).holder
+      const seen = async (): Promise<Record<string, unknown>> =>
+        ((await other.ask('inspect', { name, options: { key: 'k' } })).status as { holder: Record<string, unknown> }).holder
       expect(await seen()).toMatchObject({ pid: process.pid, startedAt: l.acquiredAt.toISOString(), data: { port: 1 } })
       expect((await seen()).ready).toBeUndefined()
       l.update({ port: 2 })

@@ -64,7 +64,7 @@ export class Host {
       if (m.event !== undefined) {
         this.events.push({ ...(m as { event: string }), at: Date.now() })
         for (const w of this.#eventWaiters.splice(0)) w()
-      } else this.#waiting.get(m.id!)?.(m as Reply)
+      } else this.#waiting.get(m.id!)?.(m)
     })
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })))
   }
@@ -76,7 +76,7 @@ export class Host {
         this.#waiting.delete(id)
         resolve(r)
       })
-      this.exited.then(({ code, signal }) => reject(new Error(`host exited (${code ?? signal}) before replying to ${op}`)))
+      void this.exited.then(({ code, signal }) => reject(new Error(`host exited (${code ?? signal}) before replying to ${op}`)))
       this.child.send({ id, op, ...args }, (err) => {
         if (err) reject(err)
       })

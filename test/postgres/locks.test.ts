@@ -172,7 +172,7 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
     try {
       const locks = postgres(`postgres://u:p@127.0.0.1:${port}/db`)
       const cases: [Promise<unknown>, string][] = [
-        [locks.tryLock('' as string), 'ERR_INVALID_ARG_VALUE'],
+        [locks.tryLock(''), 'ERR_INVALID_ARG_VALUE'],
         [locks.tryLock(42 as unknown as string), 'ERR_INVALID_ARG_TYPE'],
         [locks.tryLock('a/b'), 'ERR_INVALID_ARG_VALUE'],
         [locks.tryLock('x', { key: '' }), 'ERR_INVALID_ARG_VALUE'],
@@ -219,7 +219,9 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
     const silent = createServer(() => {})
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
     const t0 = Date.now()
-    await expect(postgres({ connectionString: `postgres://u:p@127.0.0.1:${(silent.address() as { port: number }).port}/db`, connectTimeout: 500 }).tryLock('x')).rejects.toMatchObject({
+    await expect(
+      postgres({ connectionString: `postgres://u:p@127.0.0.1:${(silent.address() as { port: number }).port}/db`, connectTimeout: 500 }).tryLock('x'),
+    ).rejects.toMatchObject({
       code: 'ETIMEDOUT',
     })
     expect(Date.now() - t0).toBeLessThan(10_000)

@@ -18,23 +18,24 @@ export class Proxy {
 
   /** Plain forwarding, until `cut()`. */
   static async forward(target: { host: string; port: number }): Promise<Proxy> {
-    let proxy: Proxy | undefined
+    const box: { proxy?: Proxy } = {}
     const server = createServer((client) => {
       const up = connect(target.port, target.host)
-      proxy!.pairs.push({ client, upstream: [up] })
+      box.proxy!.pairs.push({ client, upstream: [up] })
       // After a cut, neither end hears of the other closing either.
-      client.on('error', () => proxy!.#cut || up.destroy())
-      up.on('error', () => proxy!.#cut || client.destroy())
-      client.on('close', () => proxy!.#cut || up.destroy())
-      up.on('close', () => proxy!.#cut || client.destroy())
+      client.on('error', () => box.proxy!.#cut || up.destroy())
+      up.on('error', () => box.proxy!.#cut || client.destroy())
+      client.on('close', () => box.proxy!.#cut || up.destroy())
+      up.on('close', () => box.proxy!.#cut || client.destroy())
       client.on('data', (d) => {
-        if (!proxy!.#cut) up.write(d)
+        if (!box.proxy!.#cut) up.write(d)
       })
       up.on('data', (d) => {
-        if (!proxy!.#cut) client.write(d)
+        if (!box.proxy!.#cut) client.write(d)
       })
     })
-    proxy = new Proxy(server)
+    const proxy = new Proxy(server)
+    box.proxy = proxy
     await proxy.#listen()
     return proxy
   }
@@ -48,11 +49,11 @@ export class Proxy {
    * statements, both sides are closed instead (a server gone mid-acquire).
    */
   static async statements(target: { host: string; port: number }, opts: { connections?: number; dropAfter?: number }): Promise<Proxy> {
-    let proxy: Proxy | undefined
+    const box: { proxy?: Proxy } = {}
     const n = opts.connections ?? 1
     const server = createServer((client) => {
       const ups = Array.from({ length: n }, () => connect(target.port, target.host))
-      proxy!.pairs.push({ client, upstream: ups })
+      box.proxy!.pairs.push({ client, upstream: ups })
       const closeAll = (): void => {
         client.destroy()
         for (const u of ups) u.destroy()
@@ -145,7 +146,8 @@ export class Proxy {
         }
       })
     })
-    proxy = new Proxy(server)
+    const proxy = new Proxy(server)
+    box.proxy = proxy
     await proxy.#listen()
     return proxy
   }

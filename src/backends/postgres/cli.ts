@@ -35,14 +35,22 @@ export function postgresUrl(args: string[]): string | undefined {
 
 const COMMON = { postgres: { type: 'string' }, key: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const
 
-function parse(io: CliIo, verb: Verb, args: string[], options: Record<string, { type: 'string' | 'boolean' }>): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+function parse(
+  io: CliIo,
+  verb: Verb,
+  args: string[],
+  options: Record<string, { type: 'string' | 'boolean' }>,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
     const r = parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true })
     return { values: r.values, positionals: r.positionals }
   } catch (e) {
     let message = (e as Error).message.replace(/\s*\n\s*/g, ' ')
     if ((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') message = `${message.split('. ')[0]!} (with --postgres)`
-    throw io.usage(verb, message.replace(/^\w/, (ch) => ch.toLowerCase()))
+    throw io.usage(
+      verb,
+      message.replace(/^\w/, (ch) => ch.toLowerCase()),
+    )
   }
 }
 
@@ -66,7 +74,11 @@ async function checkedAsync<T>(io: CliIo, verb: Verb, f: () => Promise<T>): Prom
 
 function asUsage(io: CliIo, verb: Verb, e: unknown): unknown {
   const code = (e as { code?: string }).code
-  if (code?.startsWith('ERR_INVALID_ARG') === true || code === 'ERR_OUT_OF_RANGE') return io.usage(verb, (e as Error).message.replace(/^\w/, (ch) => ch.toLowerCase()))
+  if (code?.startsWith('ERR_INVALID_ARG') === true || code === 'ERR_OUT_OF_RANGE')
+    return io.usage(
+      verb,
+      (e as Error).message.replace(/^\w/, (ch) => ch.toLowerCase()),
+    )
   return e
 }
 
@@ -80,7 +92,12 @@ function describe(s: { name: string; key?: string | undefined }): string {
 }
 
 function holderText(h: ClusterHolder): string {
-  const data = h.data === undefined || Object.keys(h.data).length === 0 ? '' : `\n  data: ${Object.entries(h.data).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`
+  const data =
+    h.data === undefined || Object.keys(h.data).length === 0
+      ? ''
+      : `\n  data: ${Object.entries(h.data)
+          .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+          .join(' ')}`
   return `pid ${h.pid} on ${h.hostname} (server process ${h.backendPid}), since ${h.startedAt}, ${h.ready === true ? 'ready' : 'starting'}${data}`
 }
 
@@ -117,7 +134,8 @@ export async function postgresCli(verb: Verb, args: string[], url: string, io: C
     }
     case 'stop': {
       const { values, positionals } = parse(io, verb, args, { timeout: { type: 'string' }, force: { type: 'boolean' } })
-      if (positionals.length !== 1) throw io.usage(verb, positionals.length === 0 ? 'missing NAME: which lock to stop' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
+      if (positionals.length !== 1)
+        throw io.usage(verb, positionals.length === 0 ? 'missing NAME: which lock to stop' : `expected one NAME, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`)
       const timeout = values.timeout === undefined ? 10_000 : ms(io, verb, '--timeout', values.timeout as string)
       const locks = checked(io, verb, () => io.load().postgres(url))
       const id = { name: positionals[0]!, ...(values.key === undefined ? {} : { key: values.key as string }) }
@@ -125,10 +143,16 @@ export async function postgresCli(verb: Verb, args: string[], url: string, io: C
         const r = await checkedAsync(io, verb, () => locks.stop(id.name, { ...id, timeout, force: values.force === true }))
         const who = r.pid === undefined ? 'its holder' : `pid ${r.pid} on ${r.hostname}`
         if (!r.stopped) {
-          io.err(`${describe(id)} is still held by ${who} ${timeout} ms after asking it to exit${r.forced ? ', even after its session was ended' : '. Give it longer with --timeout MS, or end its session with --force.'}\n`)
+          io.err(
+            `${describe(id)} is still held by ${who} ${timeout} ms after asking it to exit${r.forced ? ', even after its session was ended' : '. Give it longer with --timeout MS, or end its session with --force.'}\n`,
+          )
           return EXIT_HELD
         }
-        io.out(r.pid === undefined && !r.forced ? `${describe(id)} is not held; nothing to stop\n` : `${describe(id)} is free: ${who} ${r.forced ? 'had its session ended' : 'exited'}\n`)
+        io.out(
+          r.pid === undefined && !r.forced
+            ? `${describe(id)} is not held; nothing to stop\n`
+            : `${describe(id)} is free: ${who} ${r.forced ? 'had its session ended' : 'exited'}\n`,
+        )
         return 0
       } finally {
         await locks.close()
@@ -147,7 +171,8 @@ export async function postgresCli(verb: Verb, args: string[], url: string, io: C
         ready: { type: 'boolean' },
         quiet: { type: 'boolean' },
       })
-      if (positionals.length !== 1) throw io.usage(verb, positionals.length === 0 ? 'missing NAME: which lock to hold while COMMAND runs' : `unexpected argument ${JSON.stringify(positionals[1])} before '--'`)
+      if (positionals.length !== 1)
+        throw io.usage(verb, positionals.length === 0 ? 'missing NAME: which lock to hold while COMMAND runs' : `unexpected argument ${JSON.stringify(positionals[1])} before '--'`)
       if (command.length === 0) throw io.usage(verb, `missing COMMAND after '--'`)
       if (values.wait !== undefined && values.replace === true) throw io.usage(verb, '--wait and --replace exclude each other: wait for the holder, or stop it')
       const wait = values.wait === undefined || values.wait === '' ? undefined : ms(io, verb, '--wait', values.wait as string)
@@ -166,7 +191,8 @@ export async function postgresCli(verb: Verb, args: string[], url: string, io: C
         } catch {
           extra = undefined
         }
-        if (extra === null || typeof extra !== 'object' || Array.isArray(extra)) throw io.usage(verb, `--data expects a JSON object such as '{"port":5858}', got ${JSON.stringify(values.data)}`)
+        if (extra === null || typeof extra !== 'object' || Array.isArray(extra))
+          throw io.usage(verb, `--data expects a JSON object such as '{"port":5858}', got ${JSON.stringify(values.data)}`)
         data = { ...data, ...(extra as Record<string, unknown>) }
       }
       const name = positionals[0]!
@@ -185,7 +211,8 @@ export async function postgresCli(verb: Verb, args: string[], url: string, io: C
       } catch (e) {
         await locks.close()
         if (!(e instanceof mod.LockedError)) throw e
-        if (values.quiet !== true) io.err(`instance-lock: ${e.message}\n${values.wait === undefined ? '  or run with --wait to wait for it, or with --replace to stop it first\n' : ''}`)
+        if (values.quiet !== true)
+          io.err(`instance-lock: ${e.message}\n${values.wait === undefined ? '  or run with --wait to wait for it, or with --replace to stop it first\n' : ''}`)
         return conflictExit
       }
       return runHolding(io, locks, held, command, values.ready === true)

@@ -71,7 +71,7 @@ export function checkConfig(config: unknown): Settings {
   for (const k of ['lostAfter', 'connectTimeout', 'schema']) delete c[k]
 
   const host = url?.hostname || (typeof c.host === 'string' ? c.host : 'localhost')
-  const port = url?.port || (c.port === undefined ? '5432' : String(c.port))
+  const port = url?.port || (typeof c.port === 'number' || typeof c.port === 'string' ? String(c.port) : '5432')
   const database = url?.pathname.slice(1) || (typeof c.database === 'string' ? c.database : '')
   const where = `postgres://${host.includes(':') ? `[${host}]` : host}:${port}/${database}`
   let shown: string | undefined

@@ -7,12 +7,4 @@ export { postgres, LockedError } from './locks.js'
 export type { PostgresLocks } from './locks.js'
 export type { PostgresConfig } from './config.js'
 export { PostgresLock } from './lock.js'
-export type {
-  ClusterGuardOptions,
-  ClusterHolder,
-  ClusterLockOptions,
-  ClusterLockStatus,
-  ClusterStopOptions,
-  ClusterStopResult,
-  ClusterWaitOptions,
-} from './types.js'
+export type { ClusterGuardOptions, ClusterHolder, ClusterLockOptions, ClusterLockStatus, ClusterStopOptions, ClusterStopResult, ClusterWaitOptions } from './types.js'

@@ -399,7 +399,7 @@ class Locks implements PostgresLocks, Owner {
       } catch (e) {
         if (!(e instanceof LockedError) || onLocked === 'throw') throw e
         process.stderr.write(conflictMessage(id, e.holder, this.#settings.url))
-        process.exit((exitCode as number | undefined) ?? 1)
+        process.exit(exitCode ?? 1)
       }
     }
     lock.signal.addEventListener('abort', () => {

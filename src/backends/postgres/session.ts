@@ -9,6 +9,7 @@ let pg: Pg | undefined
 function loadPg(): Pg {
   if (pg === undefined) {
     try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       pg = require('pg') as Pg
     } catch (cause) {
       const err = new Error('instance-lock/postgres needs the pg package: npm install pg', { cause }) as Error & { code: string }
