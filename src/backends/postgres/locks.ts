@@ -347,7 +347,9 @@ class Locks implements PostgresLocks, Owner {
     // Heard only by the session holding the lock now (see PostgresLock).
     await s.query('SELECT pg_notify($1, $2)', [`instance_lock_${backendPid}`, 'stop'])
     if (await this.#gone(s, id, backendPid, timeout)) return { ...result, stopped: true }
-    if (!force || found.foreign !== undefined) return result
+    // Without the record table no holder can be told from another application
+    // using the key (a 2^-64 chance); with it, a holder that wrote no record is not ours.
+    if (!force || (found.foreign === 'unknown' && found.records)) return result
     // Verified again just before: only a session that holds the lock right now is ended.
     await s.query(
       `SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE l.pid = $2 AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
