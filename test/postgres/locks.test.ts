@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:net'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { LockedError, postgres } from 'instance-lock/postgres'
-import { admin, servers, sessions, uniqueName, until } from './helpers.js'
+import { admin, Host, servers, sessions, uniqueName, until } from './helpers.js'
 import { Proxy, target, via } from './proxy.js'
 
 // One process: the API's behaviour on one server. The multi-process cases
@@ -311,6 +311,14 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
       expect(await b.list()).toEqual([])
       await l[Symbol.asyncDispose]()
       expect((await b.inspect(name)).locked).toBe(false)
+      // stop reaches a holder that could write no record, and ends its session with force.
+      const stubborn = new Host(u.href, { schema, ignoreTerm: true })
+      await stubborn.event('ready')
+      expect((await stubborn.ask('try', { name })).ok).toBe(true)
+      expect(await b.stop(name, { timeout: 300, force: true })).toMatchObject({ stopped: true, forced: true })
+      expect((await stubborn.event('sigterm')).event).toBe('sigterm')
+      expect((await stubborn.event('lost')).code).toBe('ELOCKLOST')
+      stubborn.kill()
     } finally {
       await a.close()
       await b.close()

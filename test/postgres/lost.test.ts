@@ -46,7 +46,7 @@ describe.each(servers)('a lost PostgreSQL lock ($name server)', (server) => {
       const lost = await a.event('lost')
       expect(lost.code).toBe('ELOCKLOST')
       const told = lost.at - cutAt
-    console.log(`${server.name}: network cut → the holder told: ${told} ms (lostAfter ${LOST_AFTER})`)
+      console.log(`${server.name}: network cut → the holder told: ${told} ms (lostAfter ${LOST_AFTER})`)
       // lostAfter is the bound; the slack is for a loaded machine's timers and IPC.
       expect(told).toBeLessThan(LOST_AFTER + 1500)
       // Told, and the server has not let go: nobody else can hold it yet.
