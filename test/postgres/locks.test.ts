@@ -116,6 +116,13 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
       setTimeout(() => ac.abort(), 100)
       await expect(aborted).rejects.toMatchObject({ name: 'AbortError' })
       await expect(waiter.lock(name, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' })
+      // Aborted while connecting, before the wait has begun on the server.
+      const early = new AbortController()
+      const fresh = postgres(withApp(server.url, app))
+      const connecting = fresh.lock(name, { signal: early.signal })
+      early.abort()
+      await expect(connecting).rejects.toMatchObject({ name: 'AbortError' })
+      await fresh.close()
       // The race: the holder lets go just as the waiter gives up, many times.
       for (let i = 0; i < 10; i++) {
         const w = waiter.lock(name, { timeout: 50 }).then(

@@ -164,6 +164,7 @@ class Locks implements PostgresLocks, Owner {
     const timeout = waits ? checkTimeout(id.o.timeout) : 0
     const signal = waits ? checkSignal(id.o.signal) : undefined
     if (signal?.aborted) throw abortError(signal)
+    const started = Date.now()
 
     const s = await this.#take()
     let fence: string | null
@@ -176,11 +177,14 @@ class Locks implements PostgresLocks, Owner {
       throw dropped(this.#settings, id, e)
     }
     if (fence === null) {
-      if (timeout === 0) {
+      // The time to connect and try counts against the timeout; an abort meanwhile ends it here.
+      const left = timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started))
+      if (left === 0 || signal?.aborted === true) {
         this.#give(s)
+        if (left !== 0) throw abortError(signal!)
         throw await this.#lockedError(id)
       }
-      fence = await this.#wait(s, id, timeout, signal)
+      fence = await this.#wait(s, id, left, signal)
     }
     return this.#hold(s, id, data, BigInt(fence))
   }
