@@ -7,6 +7,18 @@ import { servers } from './helpers.js'
 // the holder's own deadline, so that the holder is told first.
 
 describe.each(servers)('a lock session ($name server)', (server) => {
+  it('commits durably even where the database defaults to synchronous_commit = off: fences are never handed out twice', async () => {
+    const u = new URL(server.url)
+    u.searchParams.set('options', '-c synchronous_commit=off')
+    const s = await Session.open(checkConfig({ connectionString: u.href }))
+    try {
+      const [r] = await s.query<{ v: string }>("SELECT current_setting('synchronous_commit') AS v")
+      expect(r!.v).not.toBe('off')
+    } finally {
+      await s.end()
+    }
+  })
+
   it.each([1500, 5000])('with lostAfter %i, the server gives up on a silent client only well after it', async (lostAfter) => {
     const s = await Session.open(checkConfig({ connectionString: server.url, lostAfter }))
     try {

@@ -97,9 +97,10 @@ export class PostgresLock implements Disposable, AsyncDisposable {
     const s = held.session
     this.#unwatch = s.onDeath((err) => this.#lose(err))
     s.onNotification = (n) => {
-      // Only our own session listens on this channel (see locks.ts): a stop
-      // request for the verified holder, which exits as stop() would signal it.
-      if (n.channel === `instance_lock_${s.pid}` && n.payload === 'stop' && !this.#released && !this.#lost) process.kill(process.pid, 'SIGTERM')
+      // Only our own session listens on this channel (see locks.ts), and the
+      // request names the lock: one for a lock this session held before is
+      // not for this one. The verified holder exits as stop() would signal it.
+      if (n.channel === `instance_lock_${s.pid}` && n.payload === `stop ${held.lockId}` && !this.#released && !this.#lost) process.kill(process.pid, 'SIGTERM')
     }
     const every = owner.lostAfter / 5
     this.#heartbeat = setInterval(() => this.#beat(every), every).unref()
@@ -203,7 +204,7 @@ export class PostgresLock implements Disposable, AsyncDisposable {
     this.#inFlight = true
     const sent = Date.now()
     const s = this.#held.session
-    s.query<{ pid: number }>('SELECT pg_backend_pid() AS pid', undefined, false).then(
+    s.query<{ pid: number }>('SELECT pg_backend_pid() AS pid', undefined, false, 'il_beat').then(
       (rows) => {
         this.#inFlight = false
         if (rows[0]?.pid !== s.pid) this.#lose(new Error(`the connection now reaches server process ${rows[0]?.pid}, not ${s.pid}: a transaction-mode pooler is in between`))

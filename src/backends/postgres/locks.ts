@@ -73,6 +73,8 @@ function describe(id: Pick<Identity, 'name' | 'key'>): string {
 /** A connection that failed under an acquisition, said so, with the cause; the lock is not held. */
 function dropped(settings: Settings, id: Identity, e: unknown): unknown {
   const cause = e as { code?: unknown; message?: unknown }
+  // A statement prepared on this session, unknown where it ran: another server process.
+  if (cause?.code === '26000') return poolerError(settings)
   if (typeof cause?.code === 'string' && cause.code !== '') return e
   const why = typeof cause?.message === 'string' ? cause.message : String(e)
   return coded(`The connection to PostgreSQL at ${settings.where} failed while acquiring ${describe(id)}: ${why}`, 'ECONNRESET', e)
@@ -134,7 +136,7 @@ class Locks implements PostgresLocks, Owner {
 
   giveBack(s: Session): Promise<void> {
     const p = s
-      .query('UNLISTEN *; SELECT pg_advisory_unlock_all()')
+      .query('SELECT pg_advisory_unlock_all()', undefined, true, 'il_unlock')
       .then(
         () => this.#give(s),
         () => s.destroy(),
@@ -168,10 +170,18 @@ class Locks implements PostgresLocks, Owner {
 
     const s = await this.#take()
     let fence: string | null
+    // The record goes with the try where it can be written: one round trip.
+    let acquiredAt = new Date()
+    let written: boolean
     try {
-      const rows = await s.query<{ fence: string | null }>(TRY, [id.lockId, s.pid])
+      const record = (await this.#records.writable(s)) ? makeRecord(id.name, id.key, acquiredAt.toISOString(), data, false) : undefined
+      const rows =
+        record === undefined
+          ? await s.query<{ fence: string | null }>(TRY, [id.lockId, s.pid], true, 'il_try')
+          : await s.query<{ fence: string | null; written: number }>(this.#records.tryAndWrite(TRY), [id.lockId, s.pid, id.name, id.key ?? null, record], true, 'il_try_write')
       if (rows.length === 0) throw poolerError(this.#settings)
       fence = rows[0]!.fence
+      written = fence !== null && record !== undefined
     } catch (e) {
       s.destroy()
       throw dropped(this.#settings, id, e)
@@ -185,13 +195,14 @@ class Locks implements PostgresLocks, Owner {
         throw await this.#lockedError(id)
       }
       fence = await this.#wait(s, id, left, signal)
+      acquiredAt = new Date()
     }
-    return this.#hold(s, id, data, BigInt(fence))
+    return this.#hold(s, id, data, BigInt(fence), acquiredAt, written)
   }
 
   /** The blocking wait on the server: resolves the fence, or rejects having let go of everything. */
   async #wait(s: Session, id: Identity, timeout: number | undefined, signal: AbortSignal | undefined): Promise<string> {
-    const outcome = s.query<{ fence: string }>(WAIT, [id.lockId, s.pid]).then(
+    const outcome = s.query<{ fence: string }>(WAIT, [id.lockId, s.pid], true, 'il_wait').then(
       (rows) => ({ rows, err: undefined }),
       (err: unknown) => ({ rows: undefined, err }),
     )
@@ -271,13 +282,21 @@ class Locks implements PostgresLocks, Owner {
     await outcome
   }
 
-  async #hold(s: Session, id: Identity, data: string | undefined, fence: bigint): Promise<PostgresLock> {
-    const acquiredAt = new Date()
+  async #hold(s: Session, id: Identity, data: string | undefined, fence: bigint, acquiredAt: Date, written: boolean): Promise<PostgresLock> {
     try {
-      await this.#records.write(s, id.lockId, id.name, id.key, makeRecord(id.name, id.key, acquiredAt.toISOString(), data, false))
-      // The channel `stop` asks this holder on: named after the session, so
-      // that only the session that holds the lock now hears it.
-      await s.query(`LISTEN instance_lock_${s.pid}`)
+      if (!written) await this.#records.write(s, id.lockId, id.name, id.key, makeRecord(id.name, id.key, acquiredAt.toISOString(), data, false))
+      // The channel `stop` asks a holder on: named after the session, so that
+      // only the session holding the lock hears it, and listened on for the
+      // session's life (the request names the lock: see PostgresLock).
+      if (!s.listening) {
+        // A new session's first acquisition is checked once more for a pooler
+        // that sent the acquiring statement to our server process by chance:
+        // the statement right after it must reach it too. Later, the heartbeat checks.
+        const [r] = await s.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+        if (r?.pid !== s.pid) throw poolerError(this.#settings)
+        await s.query(`LISTEN instance_lock_${s.pid}`)
+        s.listening = true
+      }
     } catch (e) {
       s.destroy()
       throw dropped(this.#settings, id, e)
@@ -349,7 +368,7 @@ class Locks implements PostgresLocks, Owner {
     // A lock whose holder's record names another identity is not ours to stop.
     if (found.foreign === 'collision') return result
     // Heard only by the session holding the lock now (see PostgresLock).
-    await s.query('SELECT pg_notify($1, $2)', [`instance_lock_${backendPid}`, 'stop'])
+    await s.query('SELECT pg_notify($1, $2)', [`instance_lock_${backendPid}`, `stop ${id.lockId}`])
     if (await this.#gone(s, id, backendPid, timeout)) return { ...result, stopped: true }
     // Without the record table no holder can be told from another application
     // using the key (a 2^-64 chance); with it, a holder that wrote no record is not ours.

@@ -94,6 +94,27 @@ export class Records {
     }
   }
 
+  /** Whether this holder's record can be written. */
+  async writable(s: Session): Promise<boolean> {
+    return (await this.#ensure(s)).write
+  }
+
+  /**
+   * `tryLock`'s statement with the record written in it, when it was taken:
+   * one round trip. $1 lock id, $2 the session's server process, $3 name,
+   * $4 key, $5 record. No row: the statement ran in another server process
+   * (see locks.ts); `fence` null: held elsewhere.
+   */
+  tryAndWrite(acquire: string): string {
+    return `WITH l AS MATERIALIZED (${acquire}),
+      w AS (INSERT INTO ${this.#table} (lock_id, name, key, backend_pid, record)
+        SELECT $1::int8, $3, $4, $2, $5 FROM l WHERE l.fence IS NOT NULL
+        ON CONFLICT (lock_id) DO UPDATE SET name = EXCLUDED.name, key = EXCLUDED.key, backend_pid = EXCLUDED.backend_pid,
+          record = EXCLUDED.record, updated_at = now()
+        RETURNING 1)
+      SELECT l.fence, (SELECT count(*) FROM w)::int AS written FROM l`
+  }
+
   /** Writes this holder's record; false where it cannot be written. */
   async write(s: Session, lockId: string, name: string, key: string | undefined, record: string): Promise<boolean> {
     if (!(await this.#ensure(s)).write) return false

@@ -36,9 +36,13 @@ export function coded(message: string, code: string, cause?: unknown): CodedErro
  * holder's session, and the server's own detection of a dead client (TCP
  * keepalive, TCP_USER_TIMEOUT) takes `serverTimeout(lostAfter)`: longer than
  * the holder needs to learn it is cut off, so the holder is told first.
- * Settings the server does not know (older versions) are skipped.
+ * Settings the server does not know (older versions) are skipped. And the
+ * fence (a transaction id) must be durable before it is handed out: with
+ * `synchronous_commit = off` a server crash could hand the same id out again,
+ * so such a session commits locally at least.
  */
-const SETUP = `SELECT pg_backend_pid() AS pid, count(set_config(s.name, s.value, false)) AS n
+const SETUP = `SELECT pg_backend_pid() AS pid, count(set_config(s.name, s.value, false)) AS n,
+  CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', false) END AS sync
 FROM (VALUES ('statement_timeout', '0'), ('lock_timeout', '0'), ('idle_session_timeout', '0'),
   ('idle_in_transaction_session_timeout', '0'), ('tcp_keepalives_idle', $1), ('tcp_keepalives_interval', '1'),
   ('tcp_keepalives_count', '3'), ('tcp_user_timeout', $2)) s(name, value)
@@ -59,6 +63,8 @@ export class Session {
   /** The server process of this session: pg_backend_pid(). */
   pid = 0
   dead = false
+  /** LISTENs on its stop channel (see locks.ts). */
+  listening = false
   #refs = 0
   #onDeath = new Set<(err: Error) => void>()
   onNotification: ((n: Notification) => void) | undefined
@@ -90,11 +96,15 @@ export class Session {
     return s
   }
 
-  /** Runs one statement. `hold`: the process stays alive until it answers. */
-  async query<R extends object>(text: string, values?: unknown[], hold = true): Promise<R[]> {
+  /**
+   * Runs one statement. `hold`: the process stays alive until it answers.
+   * `name`: prepared once per session under that name (the statements of
+   * every acquisition and release), so the server parses and plans it once.
+   */
+  async query<R extends object>(text: string, values?: unknown[], hold = true, name?: string): Promise<R[]> {
     if (hold) this.#hold()
     try {
-      return (await this.client.query<R>(text, values)).rows
+      return (await this.client.query<R>(name === undefined ? { text, ...(values === undefined ? {} : { values }) } : { name, text, values: values ?? [] })).rows
     } finally {
       if (hold) this.#release()
     }
