@@ -55,7 +55,13 @@ async function server() {
   })
   await db.initialise()
   await db.start()
-  return { url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`, stop: () => db.stop() }
+  return {
+    url: `postgres://postgres:bench@127.0.0.1:${port}/postgres`,
+    stop: async () => {
+      await db.stop()
+      fs.rmSync(base, { recursive: true, force: true })
+    },
+  }
 }
 
 /** ms per op of `op`, run `n` times in a row. */
