@@ -32,6 +32,7 @@ try {
       cli: path.join(root, 'src/cli/main.ts'),
       win32: path.join(root, 'src/backends/win32-mutex/index.ts'),
       'messages/index': path.join(root, 'src/messages/index.ts'),
+      postgres: path.join(root, 'src/backends/postgres/index.ts'),
     },
     outdir: out,
     bundle: true,
@@ -40,8 +41,10 @@ try {
     target: 'node20',
     // The Windows backend is its own file, required by the other two on
     // Windows only. node-gyp-build is required only where the addon is not
-    // the shipped prebuild (src/backends/addon.ts).
-    external: ['./win32.js', 'node-gyp-build'],
+    // the shipped prebuild (src/backends/addon.ts). The PostgreSQL backend
+    // (`instance-lock/postgres`) is its own file, which the CLI requires only
+    // for --postgres, and `pg` is the user's.
+    external: ['./win32.js', 'node-gyp-build', './postgres.js', 'pg'],
     legalComments: 'none',
     logLevel: 'warning',
   })
@@ -54,6 +57,9 @@ try {
   const messages = fs.readFileSync(path.join(out, 'messages', 'index.js'), 'utf8')
   const outside = [...messages.matchAll(/^\/\/ (src\/\S+)$/gm)].map((m) => m[1]).filter((s) => !s.startsWith('src/messages/'))
   if (outside.length > 0) throw new Error(`build-ts: dist/messages/index.js bundles ${outside.join(', ')}`)
+  // Nor may the library load the PostgreSQL backend or pg: the guard's start-up pays for every byte.
+  const lib = fs.readFileSync(path.join(out, 'lib.js'), 'utf8')
+  if (/^\/\/ src\/backends\/postgres\//m.test(lib) || lib.includes('require("pg")')) throw new Error('build-ts: dist/lib.js includes the PostgreSQL backend')
 
   // Node's CommonJS lexer finds the names for `import { tryLock } from
   // 'instance-lock'` in esbuild's annotation `0 && (module.exports = { a, b })`;

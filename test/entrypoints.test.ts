@@ -228,6 +228,8 @@ describe('the published types', () => {
     fs.mkdirSync(pkg, { recursive: true })
     fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'))
     fs.cpSync(path.join(ROOT, 'dist'), path.join(pkg, 'dist'), { recursive: true })
+    // instance-lock/postgres: an exact file at the package root, and its types.
+    for (const f of ['postgres', 'postgres.d.ts']) fs.copyFileSync(path.join(ROOT, f), path.join(pkg, f))
     for (const f of ['consumer.mts', 'consumer.cts']) fs.copyFileSync(path.join(ROOT, 'test', 'packaging', f), path.join(project, f))
     const r = node([
       path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),

@@ -5,7 +5,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { getSystemErrorMap } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { inspect, lock, tryLock } from '../src/index.js'
+import { LockedError, inspect, lock, tryLock } from '../src/index.js'
 import { FIXTURES, isRoot, tmpDir, uniqueName } from './helpers.js'
 
 interface Shape {
@@ -37,6 +37,19 @@ function expectSystemError(e: Shape, code: string, syscall: string, p: string): 
 // Out of file descriptors, every path to a failure gives fs's error: code,
 // errno, syscall, the lock file's path, and the message fs.openSync gave for
 // the same condition in the same process, only with its own syscall and path.
+describe('LockedError', () => {
+  it('is what instanceof asks of any error named LockedError with code ELOCKED (the PostgreSQL entry has its own class)', () => {
+    class Other extends Error {
+      readonly code = 'ELOCKED'
+    }
+    Object.defineProperty(Other.prototype, 'name', { value: 'LockedError' })
+    expect(new Other('held')).toBeInstanceOf(LockedError)
+    expect(new LockedError('held')).toBeInstanceOf(LockedError)
+    expect(Object.assign(new Error('x'), { code: 'ELOCKED' })).not.toBeInstanceOf(LockedError)
+    expect({ name: 'LockedError', code: 'ELOCKED' }).not.toBeInstanceOf(LockedError)
+  })
+})
+
 describe('out of file descriptors (EMFILE)', () => {
   it('tryLock and lock, with no descriptor or one free, fail as fs fails, naming the lock file', async () => {
     const name = uniqueName('emfile')

@@ -88,7 +88,7 @@ describe('the packed tarball', () => {
       if (typeof v === 'string') entryPoints.add(path.posix.normalize(v))
       else if (v !== null && typeof v === 'object') Object.values(v).forEach(collect)
     }
-    collect([manifest.main, manifest.types, manifest.bin])
+    collect([manifest.main, manifest.types, manifest.bin, manifest.typesVersions, 'postgres'])
     const missing = [...entryPoints].filter((p) => !fs.existsSync(installed(p)))
     expect(missing, 'package.json names files the tarball lacks').toEqual([])
 
@@ -104,6 +104,8 @@ describe('the packed tarball', () => {
       /^(package\.json|README\.md|LICENSE|binding\.gyp)$/,
       /^bin\/[\w.-]+\.js$/,
       /^dist\/([\w-]+\/)*[\w.-]+\.(js|d\.ts)$/,
+      // instance-lock/postgres: its entry file and types.
+      /^postgres(\.d\.ts)?$/,
       /^native\/((posix|win32)\/)?[\w.-]+\.(cc|h)$/,
       ...TARGETS.map((t) => new RegExp(`^prebuilds/${t}/[\\w.-]+\\.node$`)),
     ]

@@ -55,7 +55,7 @@ function tryAcquire(name: string, options: LockOptions | undefined): Lock | Lock
  */
 export function tryLock(name: string, options?: LockOptions): Lock {
   const r = tryAcquire(name, options)
-  if (r instanceof LockedError) throw r
+  if (!(r instanceof Lock)) throw r
   return r
 }
 
@@ -77,7 +77,7 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
   const loc = locateIdentity(id)
   if (timeout === 0) {
     const r = acquireNow(loc, id.data)
-    if (r instanceof LockedError) throw r
+    if (!(r instanceof Lock)) throw r
     return r
   }
   // A failure deep in the wait (a descriptor or a thread it could not get)
@@ -147,7 +147,7 @@ export function singleInstance(name: string, options?: GuardOptions | ReplaceOpt
   const timeout = onLocked === 'forward' ? (checkTimeout(id.options.timeout) ?? DEFAULT_SEND_TIMEOUT) : 0
   const loc = locateIdentity(id)
   const r = acquireNow(loc, id.data)
-  if (!(r instanceof LockedError)) return onLocked === 'forward' ? Promise.resolve(listening(r)) : listening(r)
+  if (r instanceof Lock) return onLocked === 'forward' ? Promise.resolve(listening(r)) : listening(r)
   const primary = heldByPrimary(loc, r.holder)
   if (primary !== undefined) return onLocked === 'forward' ? Promise.resolve(primary) : primary
   if (onLocked === 'throw') throw r

@@ -5,6 +5,7 @@ import { constants } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Location } from '../core/backend.js'
+import { postgresCli, postgresUrl } from '../backends/postgres/cli.js'
 import { LockedError } from '../core/errors.js'
 import { conflictMessage, shellQuote, statusTable, statusText, stopReport } from '../core/format.js'
 import { inspect, list, lock, send, singleInstance, tryLock, waitFor } from '../api/index.js'
@@ -45,6 +46,10 @@ const IDENTITY_HELP = `  --scope user|machine    this user's locks (default) or 
   --key K                 the resource the lock is for, e.g. a database file
   --dir D                 the lock directory, if the program chose one`
 
+// status, stop and run only; the PostgreSQL form takes --key but no --scope or --dir.
+const POSTGRES_HELP = `  --postgres URL          a lock of this PostgreSQL database (also from the
+                          environment variable INSTANCE_LOCK_POSTGRES)`
+
 const HELP: Record<Verb | 'main', string> = {
   main: `instance-lock: single-instance locks held by the kernel (flock, named mutexes)
 
@@ -75,6 +80,7 @@ that name is held in the other scope or with another key, says how to reach it.
 
 Options:
 ${IDENTITY_HELP}
+${POSTGRES_HELP}
   --all                   without NAME: list free locks too
   --json                  print a LockStatus (with NAME) or a LockStatus[] as JSON
   -h, --help              show this help
@@ -92,6 +98,7 @@ says so on stderr with the options that reach it.
 
 Options:
 ${IDENTITY_HELP}
+${POSTGRES_HELP}
   --timeout MS            how long to wait for the lock to be free (default ${DEFAULT_TIMEOUT})
   --signal SIG            the signal to send: TERM (default), INT, HUP, ...
   --force                 after --timeout, kill the holder (SIGKILL) and wait again
@@ -113,6 +120,7 @@ unlocked). SIGINT, SIGTERM and SIGHUP are passed on to COMMAND.
 
 Options:
 ${IDENTITY_HELP}
+${POSTGRES_HELP}
   --wait[=MS]             if the lock is held, wait for it (at most MS ms)
   --replace               if the lock is held, stop its holder first (as stop --force)
   --timeout MS            with --replace: how long the holder gets after SIGTERM
@@ -189,6 +197,18 @@ export async function main(argv: string[]): Promise<number> {
   })
   const [verb, ...rest] = argv
   try {
+    // --postgres URL (or INSTANCE_LOCK_POSTGRES): the verb runs on the PostgreSQL backend.
+    const pg = verb === 'status' || verb === 'stop' || verb === 'run' ? postgresUrl(rest) : undefined
+    if (pg !== undefined && !rest.includes('--help') && !rest.includes('-h')) {
+      return await postgresCli(verb as 'status' | 'stop' | 'run', rest, pg, {
+        out,
+        err,
+        usage: (v, message) => new UsageError(v, message),
+        // dist/postgres.js, the entry point of instance-lock/postgres: loaded only here.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        load: () => require('./postgres.js') as typeof import('../backends/postgres/index.js'),
+      })
+    }
     switch (verb) {
       case 'status':
         return status(rest)

@@ -35,8 +35,22 @@ export class LockedError extends Error {
     }
     if (holder !== undefined) this.holder = holder
   }
+
+  /**
+   * Any LockedError is one, whichever entry point made it:
+   * `instance-lock/postgres` has a class of its own, whose `holder` is a
+   * `ClusterHolder`, and `err instanceof LockedError` holds for its errors too.
+   */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    return isLockedError(x)
+  }
 }
 Object.defineProperty(LockedError.prototype, 'name', { value: 'LockedError', writable: true, configurable: true })
+
+/** An Error named LockedError with code ELOCKED: what `instanceof` asks of both entry points' classes. */
+export function isLockedError(x: unknown): boolean {
+  return x instanceof Error && x.name === 'LockedError' && (x as { code?: unknown }).code === 'ELOCKED'
+}
 
 interface CodedError extends Error {
   code: string

@@ -16,3 +16,14 @@ if (err instanceof instanceLock.LockedError) {
 const nothing: number = held.release()
 
 void [locked, nothing]
+
+// instance-lock/postgres, required from CommonJS.
+import clusterLocks = require('instance-lock/postgres')
+
+const pgLocks: clusterLocks.PostgresLocks = clusterLocks.postgres('postgres://db/app')
+void pgLocks.lock('job', { timeout: 1000, signal: AbortSignal.timeout(2000) }).then((l: clusterLocks.PostgresLock) => l.release())
+const pgErr: unknown = new Error('x')
+if (pgErr instanceof clusterLocks.LockedError) {
+  const holderPid: number | undefined = pgErr.holder?.pid
+  void holderPid
+}

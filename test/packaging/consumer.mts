@@ -43,3 +43,21 @@ void held.location
 tryLock('web', { scope: 'session' })
 
 void [when, holder, waited, guard, primary, replaced, all, held instanceof Lock]
+
+// instance-lock/postgres, imported from ESM.
+import { postgres, LockedError as ClusterLockedError, PostgresLock } from 'instance-lock/postgres'
+import type { ClusterLockStatus, PostgresLocks } from 'instance-lock/postgres'
+
+const locks: PostgresLocks = postgres({ connectionString: 'postgres://db/app', lostAfter: 5000, schema: 'locks' })
+const clusterHeld: Promise<PostgresLock> = locks.tryLock('nightly-report', { key: 'eu-west', data: { host: 'a' } })
+void clusterHeld.then((l) => {
+  const fence: bigint = l.fence
+  const lost: AbortSignal = l.signal
+  const scope: 'cluster' = l.scope
+  void [fence, lost, scope]
+})
+const clusterStatus: Promise<ClusterLockStatus> = locks.inspect('nightly-report', { key: 'eu-west' })
+const stopped: Promise<{ stopped: boolean; pid?: number; hostname?: string; forced: boolean }> = locks.stop('nightly-report', { force: true })
+void [clusterStatus, stopped, ClusterLockedError, locks.close()]
+// @ts-expect-error a lock name is a string
+void locks.tryLock(42)

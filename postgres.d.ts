@@ -1,0 +1,1 @@
+export * from './dist/backends/postgres/index.js'

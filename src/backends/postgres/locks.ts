@@ -1,0 +1,492 @@
+import { abortError, invalidArgType, invalidArgValue, isLockedError } from '../../core/errors.js'
+import { checkBoolean, checkData, checkKey, checkName, checkOptionsObject, checkSignal, checkTimeout } from '../../api/validate.js'
+import { checkConfig, type Settings } from './config.js'
+import { advisoryKey } from './identity.js'
+import { makeRecord, PostgresLock, type Owner } from './lock.js'
+import { Records, type Found } from './records.js'
+import { coded, Session } from './session.js'
+import type { ClusterGuardOptions, ClusterHolder, ClusterLockOptions, ClusterLockStatus, ClusterStopOptions, ClusterStopResult, ClusterWaitOptions } from './types.js'
+
+/**
+ * Thrown (or rejected with) when a lock is held by another session. The
+ * local API's error, with the holder's record when it names this lock.
+ */
+export class LockedError extends Error {
+  declare readonly name: 'LockedError'
+  readonly code = 'ELOCKED' as const
+  /** Who holds it, when the holder's record names this lock. */
+  readonly holder?: ClusterHolder
+
+  constructor(message: string, holder?: ClusterHolder) {
+    super(message)
+    if (holder !== undefined) this.holder = holder
+  }
+
+  /** As the main entry's: any LockedError is one, whichever entry point made it. */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    return isLockedError(x)
+  }
+}
+Object.defineProperty(LockedError.prototype, 'name', { value: 'LockedError', writable: true, configurable: true })
+
+/** Locks on one PostgreSQL database. */
+export interface PostgresLocks {
+  tryLock(name: string, options?: ClusterLockOptions): Promise<PostgresLock>
+  lock(name: string, options?: ClusterWaitOptions): Promise<PostgresLock>
+  singleInstance(name: string, options?: ClusterGuardOptions): Promise<PostgresLock>
+  inspect(name: string, options?: { key?: string }): Promise<ClusterLockStatus>
+  list(): Promise<ClusterLockStatus[]>
+  stop(name: string, options?: ClusterStopOptions): Promise<ClusterStopResult>
+  /** Closes idle connections; locks still held stay held until released. */
+  close(): Promise<void>
+}
+
+// Takes the lock only if the statement runs in the server process the
+// session was set up in: through a transaction-mode pooler it may not, and
+// no row comes back instead of a lock held by a connection others share.
+// The fence is taken in the same statement, once the lock is ours.
+const TRY = `SELECT CASE WHEN pg_try_advisory_lock($1::int8) THEN txid_current()::text END AS fence
+FROM (SELECT 1) one WHERE pg_backend_pid() = $2`
+// The server queues the wait and wakes it the moment the lock is free; the
+// subquery (never flattened: OFFSET 0) takes the lock before the fence.
+const WAIT = `SELECT txid_current()::text AS fence
+FROM (SELECT pg_advisory_lock($1::int8) FROM (SELECT 1) one WHERE pg_backend_pid() = $2 OFFSET 0) l`
+
+/** How long an unused connection is kept for the next acquisition. */
+const IDLE_MS = 10_000
+/** How often `stop` looks whether the holder has let go. */
+const STOP_POLL_MS = 50
+const STOP_TIMEOUT = 10_000
+
+interface Identity {
+  name: string
+  key: string | undefined
+  lockId: string
+}
+
+function identity(name: unknown, options: unknown): Identity & { o: Record<string, unknown> } {
+  const n = checkName(name)
+  const o = checkOptionsObject(options)
+  const key = checkKey(o.key)
+  return { name: n, key, lockId: advisoryKey(n, key), o }
+}
+
+function describe(id: Pick<Identity, 'name' | 'key'>): string {
+  return `Lock "${id.name}"${id.key === undefined ? '' : ` for ${JSON.stringify(id.key)}`}`
+}
+
+/** A connection that failed under an acquisition, said so, with the cause; the lock is not held. */
+function dropped(settings: Settings, id: Identity, e: unknown): unknown {
+  const cause = e as { code?: unknown; message?: unknown }
+  // A statement prepared on this session, unknown where it ran: another server process.
+  if (cause?.code === '26000') return poolerError(settings)
+  if (typeof cause?.code === 'string' && cause.code !== '') return e
+  const why = typeof cause?.message === 'string' ? cause.message : String(e)
+  return coded(`The connection to PostgreSQL at ${settings.where} failed while acquiring ${describe(id)}: ${why}`, 'ECONNRESET', e)
+}
+
+function poolerError(settings: Settings): Error {
+  return coded(
+    `Cannot hold a lock through ${settings.where}: consecutive statements ran in different server processes, as behind a transaction-mode pooler (PgBouncer pool_mode=transaction). Connect to the server directly or through a session-mode pool.`,
+    'EPOOLER',
+  )
+}
+
+class Locks implements PostgresLocks, Owner {
+  readonly lostAfter: number
+  #settings: Settings
+  #idle: { s: Session; timer: NodeJS.Timeout }[] = []
+  #records: Records
+  #releases = new Set<Promise<void>>()
+
+  constructor(settings: Settings) {
+    this.#settings = settings
+    this.lostAfter = settings.lostAfter
+    this.#records = new Records(settings.schema)
+  }
+
+  // ---- sessions ----
+
+  async #take(): Promise<Session> {
+    for (let e = this.#idle.pop(); e !== undefined; e = this.#idle.pop()) {
+      clearTimeout(e.timer)
+      if (!e.s.dead) return e.s
+    }
+    return Session.open(this.#settings)
+  }
+
+  #give(s: Session): void {
+    if (s.dead) return
+    const timer = setTimeout(() => {
+      this.#idle = this.#idle.filter((e) => e.s !== s)
+      void s.end()
+    }, IDLE_MS).unref()
+    this.#idle.push({ s, timer })
+  }
+
+  /** Runs `f` on a session of the pool; a session that failed is not given back. */
+  async #with<T>(f: (s: Session) => Promise<T>): Promise<T> {
+    const s = await this.#take()
+    try {
+      const r = await f(s)
+      this.#give(s)
+      return r
+    } catch (e) {
+      if (s.dead) throw e
+      // A server error (not a lost connection) leaves the session usable.
+      this.#give(s)
+      throw e
+    }
+  }
+
+  giveBack(s: Session): Promise<void> {
+    const p = s
+      .query('SELECT pg_advisory_unlock_all()', undefined, true, 'il_unlock')
+      .then(
+        () => this.#give(s),
+        () => s.destroy(),
+      )
+      .finally(() => this.#releases.delete(p))
+    this.#releases.add(p)
+    return p
+  }
+
+  writeRecord(s: Session, lockId: string, name: string, key: string | undefined, record: string): Promise<unknown> {
+    return this.#records.write(s, lockId, name, key, record)
+  }
+
+  // ---- acquiring ----
+
+  tryLock(name: string, options?: ClusterLockOptions): Promise<PostgresLock> {
+    return this.#acquire(name, options, false)
+  }
+
+  lock(name: string, options?: ClusterWaitOptions): Promise<PostgresLock> {
+    return this.#acquire(name, options, true)
+  }
+
+  async #acquire(name: unknown, options: unknown, waits: boolean): Promise<PostgresLock> {
+    const id = identity(name, options)
+    const data = checkData(id.o.data)
+    const timeout = waits ? checkTimeout(id.o.timeout) : 0
+    const signal = waits ? checkSignal(id.o.signal) : undefined
+    if (signal?.aborted) throw abortError(signal)
+    const started = Date.now()
+
+    const s = await this.#take()
+    let fence: string | null
+    // The record goes with the try where it can be written: one round trip.
+    let acquiredAt = new Date()
+    let written: boolean
+    try {
+      const record = (await this.#records.writable(s)) ? makeRecord(id.name, id.key, acquiredAt.toISOString(), data, false) : undefined
+      const rows =
+        record === undefined
+          ? await s.query<{ fence: string | null }>(TRY, [id.lockId, s.pid], true, 'il_try')
+          : await s.query<{ fence: string | null; written: number }>(this.#records.tryAndWrite(TRY), [id.lockId, s.pid, id.name, id.key ?? null, record], true, 'il_try_write')
+      if (rows.length === 0) throw poolerError(this.#settings)
+      fence = rows[0]!.fence
+      written = fence !== null && record !== undefined
+    } catch (e) {
+      s.destroy()
+      throw dropped(this.#settings, id, e)
+    }
+    if (fence === null) {
+      // The time to connect and try counts against the timeout; an abort meanwhile ends it here.
+      const left = timeout === undefined ? undefined : Math.max(0, timeout - (Date.now() - started))
+      if (left === 0 || signal?.aborted === true) {
+        this.#give(s)
+        if (left !== 0) throw abortError(signal!)
+        throw await this.#lockedError(id)
+      }
+      fence = await this.#wait(s, id, left, signal)
+      acquiredAt = new Date()
+    }
+    return this.#hold(s, id, data, BigInt(fence), acquiredAt, written)
+  }
+
+  /** The blocking wait on the server: resolves the fence, or rejects having let go of everything. */
+  async #wait(s: Session, id: Identity, timeout: number | undefined, signal: AbortSignal | undefined): Promise<string> {
+    const outcome = s.query<{ fence: string }>(WAIT, [id.lockId, s.pid], true, 'il_wait').then(
+      (rows) => ({ rows, err: undefined }),
+      (err: unknown) => ({ rows: undefined, err }),
+    )
+    let gaveUp: 'timeout' | 'abort' | undefined
+    let timer: NodeJS.Timeout | undefined
+    let onAbort: (() => void) | undefined
+    await new Promise<void>((resolve) => {
+      if (timeout !== undefined && timeout !== Infinity) {
+        timer = setTimeout(() => {
+          gaveUp = 'timeout'
+          resolve()
+        }, timeout)
+      }
+      if (signal !== undefined) {
+        onAbort = () => {
+          gaveUp = 'abort'
+          resolve()
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+      }
+      void outcome.then(() => resolve())
+    })
+    clearTimeout(timer)
+    if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort)
+
+    if (gaveUp === undefined) {
+      const { rows, err } = await outcome
+      if (err !== undefined || rows === undefined) {
+        s.destroy()
+        throw dropped(this.#settings, id, err)
+      }
+      if (rows.length === 0) {
+        s.destroy()
+        throw poolerError(this.#settings)
+      }
+      return rows[0]!.fence
+    }
+
+    // The caller gave up: end the wait on the server, and let go of the lock
+    // if the server granted it meanwhile (it may have, just as we cancelled).
+    await this.#cancel(s, outcome)
+    if (!s.dead) {
+      try {
+        await s.query('SELECT pg_advisory_unlock_all()')
+        this.#give(s)
+      } catch {
+        s.destroy()
+      }
+    }
+    if (gaveUp === 'abort') throw abortError(signal!)
+    throw await this.#lockedError(id)
+  }
+
+  /**
+   * Cancels the session's running statement from another session until it
+   * returns. A cancel that arrives before the statement has started is
+   * ignored by the server, hence the repetition. Bounded by the connect
+   * timeout: a server we cannot reach gets the connection closed instead.
+   */
+  async #cancel(s: Session, outcome: Promise<unknown>): Promise<void> {
+    let done = false
+    void outcome.then(() => (done = true))
+    const deadline = Date.now() + this.#settings.connectTimeout
+    while (!done && !s.dead) {
+      if (Date.now() > deadline) {
+        s.destroy()
+        break
+      }
+      try {
+        await this.#with((c) => c.query('SELECT pg_cancel_backend($1)', [s.pid]))
+      } catch {
+        s.destroy()
+        break
+      }
+      await Promise.race([outcome, new Promise((r) => setTimeout(r, 100))])
+    }
+    await outcome
+  }
+
+  async #hold(s: Session, id: Identity, data: string | undefined, fence: bigint, acquiredAt: Date, written: boolean): Promise<PostgresLock> {
+    try {
+      if (!written) await this.#records.write(s, id.lockId, id.name, id.key, makeRecord(id.name, id.key, acquiredAt.toISOString(), data, false))
+      // The channel `stop` asks a holder on: named after the session, so that
+      // only the session holding the lock hears it, and listened on for the
+      // session's life (the request names the lock: see PostgresLock).
+      if (!s.listening) {
+        // A new session's first acquisition is checked once more for a pooler
+        // that sent the acquiring statement to our server process by chance:
+        // the statement right after it must reach it too. Later, the heartbeat checks.
+        const [r] = await s.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+        if (r?.pid !== s.pid) throw poolerError(this.#settings)
+        await s.query(`LISTEN instance_lock_${s.pid}`)
+        s.listening = true
+      }
+    } catch (e) {
+      s.destroy()
+      throw dropped(this.#settings, id, e)
+    }
+    return PostgresLock.create(this, {
+      session: s,
+      lockId: id.lockId,
+      name: id.name,
+      key: id.key,
+      path: this.#path(id),
+      fence,
+      acquiredAt,
+      data,
+    })
+  }
+
+  #path(id: Identity): string {
+    return `${this.#settings.where}#advisory=${id.lockId}`
+  }
+
+  async #lockedError(id: Identity): Promise<LockedError> {
+    let found: Found | undefined
+    try {
+      found = await this.#with((s) => this.#records.find(s, id.lockId, id.name, id.key))
+    } catch {
+      // Who holds it is information only; the answer stands without it.
+    }
+    return lockedError(id, found)
+  }
+
+  // ---- looking ----
+
+  async inspect(name: string, options?: { key?: string }): Promise<ClusterLockStatus> {
+    const id = identity(name, options)
+    const found = await this.#with((s) => this.#records.find(s, id.lockId, id.name, id.key))
+    return this.#status(id, found)
+  }
+
+  #status(id: Identity, found: Found): ClusterLockStatus {
+    const st: ClusterLockStatus = { name: id.name, scope: 'cluster', locked: found.backendPid !== undefined, path: this.#path(id) }
+    if (id.key !== undefined) st.key = id.key
+    if (found.holder !== undefined) st.holder = found.holder
+    return st
+  }
+
+  async list(): Promise<ClusterLockStatus[]> {
+    const all = await this.#with((s) => this.#records.all(s))
+    return all.filter((f) => advisoryKey(f.name, f.key) === f.lockId).map((f) => this.#status({ name: f.name, key: f.key, lockId: f.lockId }, f))
+  }
+
+  // ---- stopping ----
+
+  async stop(name: string, options?: ClusterStopOptions): Promise<ClusterStopResult> {
+    const id = identity(name, options)
+    const timeout = checkTimeout(id.o.timeout) ?? STOP_TIMEOUT
+    const force = checkBoolean(id.o.force, 'force') ?? false
+    return this.#with((s) => this.#stop(s, id, timeout, force))
+  }
+
+  async #stop(s: Session, id: Identity, timeout: number, force: boolean): Promise<ClusterStopResult> {
+    const found = await this.#records.find(s, id.lockId, id.name, id.key)
+    const backendPid = found.backendPid
+    if (backendPid === undefined) return { stopped: true, forced: false }
+    const result: ClusterStopResult = { stopped: false, forced: false }
+    if (found.holder !== undefined) {
+      result.pid = found.holder.pid
+      result.hostname = found.holder.hostname
+    }
+    // A lock whose holder's record names another identity is not ours to stop.
+    if (found.foreign === 'collision') return result
+    // Heard only by the session holding the lock now (see PostgresLock).
+    await s.query('SELECT pg_notify($1, $2)', [`instance_lock_${backendPid}`, `stop ${id.lockId}`])
+    if (await this.#gone(s, id, backendPid, timeout)) return { ...result, stopped: true }
+    // Without the record table no holder can be told from another application
+    // using the key (a 2^-64 chance); with it, a holder that wrote no record is not ours.
+    if (!force || (found.foreign === 'unknown' && found.records)) return result
+    // Verified again just before: only a session that holds the lock right now is ended.
+    await s.query(
+      `SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE l.pid = $2 AND l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+       AND ((l.classid::int8 << 32) | l.objid::int8) = $1::int8 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      [id.lockId, backendPid],
+    )
+    result.forced = true
+    result.stopped = await this.#gone(s, id, backendPid, Math.max(timeout, 5000))
+    return result
+  }
+
+  /** Whether the session `backendPid` lets go of the lock within `timeout` ms. */
+  async #gone(s: Session, id: Identity, backendPid: number, timeout: number): Promise<boolean> {
+    const deadline = Date.now() + timeout
+    for (;;) {
+      const f = await this.#records.find(s, id.lockId, id.name, id.key)
+      if (f.backendPid !== backendPid) return true
+      if (Date.now() >= deadline) return false
+      await new Promise((r) => setTimeout(r, STOP_POLL_MS))
+    }
+  }
+
+  // ---- the guard ----
+
+  async singleInstance(name: string, options?: ClusterGuardOptions): Promise<PostgresLock> {
+    const id = identity(name, options)
+    const onLocked = id.o.onLocked ?? 'exit'
+    if (onLocked !== 'exit' && onLocked !== 'throw' && onLocked !== 'replace') {
+      throw invalidArgValue('onLocked', `expected 'exit', 'throw' or 'replace', got ${JSON.stringify(onLocked)}`)
+    }
+    const exitCode = id.o.exitCode
+    if (exitCode !== undefined && (typeof exitCode !== 'number' || !Number.isInteger(exitCode))) {
+      throw invalidArgType('exitCode', 'an integer', exitCode)
+    }
+    const timeout = checkTimeout(id.o.timeout) ?? STOP_TIMEOUT
+    const opts = { key: id.key, data: id.o.data } as ClusterLockOptions
+    let lock: PostgresLock
+    if (onLocked === 'replace') {
+      try {
+        lock = await this.tryLock(id.name, opts)
+      } catch (e) {
+        if (!(e instanceof LockedError)) throw e
+        await this.stop(id.name, { ...(id.key === undefined ? {} : { key: id.key }), timeout, force: true })
+        lock = await this.lock(id.name, { ...opts, timeout })
+      }
+    } else {
+      try {
+        lock = await this.tryLock(id.name, opts)
+      } catch (e) {
+        if (!(e instanceof LockedError) || onLocked === 'throw') throw e
+        process.stderr.write(conflictMessage(id, e.holder, this.#settings.url))
+        process.exit(exitCode ?? 1)
+      }
+    }
+    lock.signal.addEventListener('abort', () => {
+      process.stderr.write(`instance-lock: ${(lock.signal.reason as Error).message}\n`)
+      process.exit(1)
+    })
+    return lock
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#releases)
+    const idle = this.#idle
+    this.#idle = []
+    await Promise.all(
+      idle.map((e) => {
+        clearTimeout(e.timer)
+        return e.s.end()
+      }),
+    )
+  }
+}
+
+function lockedError(id: Identity, found: Found | undefined): LockedError {
+  const what = describe(id)
+  const h = found?.holder
+  if (h !== undefined) return new LockedError(`${what} is held by pid ${h.pid} on ${h.hostname} (since ${h.startedAt})`, h)
+  if (found?.foreign === 'collision') {
+    return new LockedError(`${what} is held under another name: its advisory lock key is taken by a holder whose record names another lock (a hash collision)`)
+  }
+  if (found?.foreign === 'unknown' && found.records) {
+    return new LockedError(`${what} is held by server process ${found.backendPid}, which wrote no record of this lock: another application may use the same advisory lock key`)
+  }
+  return new LockedError(`${what} is held by another session${found?.backendPid === undefined ? '' : ` (server process ${found.backendPid})`}`)
+}
+
+function conflictMessage(id: Identity, holder: ClusterHolder | undefined, url: string | undefined): string {
+  let line = `instance-lock: "${id.name}"${id.key === undefined ? '' : ` for ${JSON.stringify(id.key)}`} is already running`
+  if (holder !== undefined) line += ` as pid ${holder.pid} on ${holder.hostname}, since ${holder.startedAt}`
+  const args = ['npx', 'instance-lock', 'stop', id.name]
+  if (id.key !== undefined) args.push('--key', quote(id.key))
+  args.push('--postgres', url === undefined ? '"$INSTANCE_LOCK_POSTGRES"' : quote(url))
+  return `${line}\n  stop it with: ${args.join(' ')}\n`
+}
+
+function quote(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
+}
+
+/**
+ * Locks on a PostgreSQL database, held as session advisory locks: the server
+ * frees a lock when its holder's session ends, however the holder died.
+ * Nothing connects until a function is called.
+ *
+ * @example
+ * const locks = postgres({ connectionString: process.env.DATABASE_URL })
+ * const lock = await locks.tryLock('nightly-report')
+ */
+export function postgres(config: string | import('./config.js').PostgresConfig): PostgresLocks {
+  return new Locks(checkConfig(config))
+}
