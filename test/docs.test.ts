@@ -22,6 +22,7 @@ const DOCS = [
 // What the package exports as values: an @example that calls one of these
 // gets the import a user would write.
 const EXPORTS = Object.keys(createRequire(__filename)(ROOT) as Record<string, unknown>)
+const POSTGRES_EXPORTS = Object.keys(createRequire(__filename)(path.join(ROOT, 'postgres')) as Record<string, unknown>)
 const EXAMPLES = fs
   .readdirSync(path.join(ROOT, 'examples'))
   .filter((f) => /\.[cm]?js$/.test(f))
@@ -138,9 +139,11 @@ function jsdocSnippets(): Snippet[] {
         body.push(l)
       }
       const code = body.join('\n').trim()
-      const used = EXPORTS.filter((e) => new RegExp(`(?<![.\\w])${e}\\s*\\(|instanceof\\s+${e}\\b|new\\s+${e}\\b`).test(code))
+      // The PostgreSQL backend's examples use its entry point.
+      const [entry, names] = name.startsWith(path.join('backends', 'postgres')) ? ['instance-lock/postgres', POSTGRES_EXPORTS] : ['instance-lock', EXPORTS]
+      const used = names.filter((e) => new RegExp(`(?<![.\\w])${e}\\s*\\(|instanceof\\s+${e}\\b|new\\s+${e}\\b`).test(code))
       const line = text.slice(0, m.index).split('\n').length + at
-      const imports = used.length === 0 ? '' : `import { ${used.join(', ')} } from 'instance-lock'\n`
+      const imports = used.length === 0 ? '' : `import { ${used.join(', ')} } from '${entry}'\n`
       out.push({ origin: `src/${name}:${line + 1}`, code: imports + code })
     }
   }

