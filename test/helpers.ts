@@ -4,6 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach } from 'vitest'
+import { OPEN_TMP } from './open-dir.js'
 
 export const ROOT = path.resolve(__dirname, '..')
 export const FIXTURES = path.join(__dirname, 'fixtures')
@@ -112,22 +113,6 @@ export async function spawnChildAs(uid: number): Promise<Child> {
 }
 
 export const isRoot = process.getuid?.() === 0
-
-// Where a copy every user can read can be made: the checkout may sit under
-// a directory only its owner can enter (a clone in a `mktemp -d`), where a
-// child running as another user could load nothing from it.
-const OPEN_TMP = [os.tmpdir(), '/tmp', '/dev/shm'].find(traversableByAll)
-
-function traversableByAll(dir: string): boolean {
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    try {
-      if ((fs.statSync(d).mode & 0o001) === 0) return false
-    } catch {
-      return false
-    }
-    if (d === path.dirname(d)) return true
-  }
-}
 
 /**
  * Why tests that run a child as another user (root switching to uid

