@@ -6,6 +6,7 @@ import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Location } from '../core/backend.js'
 import { postgresCli, postgresUrl } from '../backends/postgres/cli.js'
+import { RUN_OPTIONS } from './run-options.js'
 import { LockedError } from '../core/errors.js'
 import { conflictMessage, shellQuote, statusTable, statusText, stopReport } from '../core/format.js'
 import { inspect, list, lock, send, singleInstance, tryLock, waitFor } from '../api/index.js'
@@ -538,16 +539,7 @@ async function run(args: string[]): Promise<number> {
   // `--wait` takes an optional value, which parseArgs cannot express: a bare
   // `--wait` is `--wait=` (no limit), so `--wait 5000` is refused, not guessed.
   const own = (sep < 0 ? args : args.slice(0, sep)).map((a) => (a === '--wait' ? '--wait=' : a))
-  const { values, positionals } = parse('run', own, {
-    wait: { type: 'string' },
-    replace: { type: 'boolean' },
-    timeout: { type: 'string' },
-    'conflict-exit-code': { type: 'string' },
-    'no-inherit': { type: 'boolean' },
-    data: { type: 'string' },
-    ready: { type: 'boolean' },
-    quiet: { type: 'boolean' },
-  })
+  const { values, positionals } = parse('run', own, RUN_OPTIONS)
   if (values.help === true) {
     out(HELP.run)
     return 0

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { constants } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { ClusterHolder, ClusterLockStatus, PostgresLock, PostgresLocks } from './index.js'
+import { RUN_OPTIONS } from '../../cli/run-options.js'
 
 // `instance-lock status | stop | run --postgres URL`: the verbs on the
 // PostgreSQL backend. Bundled into the CLI; the backend itself (and pg) is
@@ -161,16 +162,7 @@ export async function postgresCli(verb: Verb, args: string[], url: string, io: C
     case 'run': {
       const command = sep < 0 ? [] : args.slice(sep + 1)
       const own = (sep < 0 ? args : args.slice(0, sep)).map((a) => (a === '--wait' ? '--wait=' : a))
-      const { values, positionals } = parse(io, verb, own, {
-        wait: { type: 'string' },
-        replace: { type: 'boolean' },
-        timeout: { type: 'string' },
-        'conflict-exit-code': { type: 'string' },
-        'no-inherit': { type: 'boolean' },
-        data: { type: 'string' },
-        ready: { type: 'boolean' },
-        quiet: { type: 'boolean' },
-      })
+      const { values, positionals } = parse(io, verb, own, RUN_OPTIONS)
       if (positionals.length !== 1)
         throw io.usage(verb, positionals.length === 0 ? 'missing NAME: which lock to hold while COMMAND runs' : `unexpected argument ${JSON.stringify(positionals[1])} before '--'`)
       if (command.length === 0) throw io.usage(verb, `missing COMMAND after '--'`)
