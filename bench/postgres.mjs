@@ -1,4 +1,5 @@
-// npm run bench:postgres [-- --quick] [-- --url postgres://…]
+// npm run bench:postgres [-- --quick] [-- --url postgres://…] [-- --json]
+// (npm run bench runs it too, after the local locks)
 //
 // instance-lock/postgres beside the `advisory-lock` package and beside bare
 // `pg` making the same SQL calls on one connection (the floor), on one
@@ -198,7 +199,11 @@ for (const [what, bySubject] of Object.entries(results)) {
 }
 lines.push(`| kill -9 → held | — | ${kill.toFixed(1)} ms | — |`)
 const ratio = median(results.cycle['instance-lock/postgres']) / median(results.cycle.floor)
-console.log(`${lines.join('\n')}\n\ncycle: ${ratio.toFixed(2)} × the floor (goal ≤ 1.5); ${os.cpus().length} CPUs, Node ${process.version}`)
+// --json: for bench/run.mjs, which reports it with the local locks.
+if (args.includes('--json')) {
+  const medians = Object.fromEntries(Object.entries(results).map(([what, by]) => [what, Object.fromEntries(Object.entries(by).map(([who, xs]) => [who, median(xs)]))]))
+  console.log(JSON.stringify({ medians, killToHeldMs: kill, cycleRatio: ratio, table: lines.join('\n') }))
+} else console.log(`${lines.join('\n')}\n\ncycle: ${ratio.toFixed(2)} × the floor (goal ≤ 1.5); ${os.cpus().length} CPUs, Node ${process.version}`)
 
 await Promise.all([il.close(), il2.close(), floor.end(), other.end()])
 await stop()

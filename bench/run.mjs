@@ -466,6 +466,19 @@ async function messages(dir) {
   return { sendMs, bareMs, ratio: sendMs / bareMs, n: samples.send.length }
 }
 
+/** bench/postgres.mjs, run as a process of its own (it starts its own server); its medians. */
+function postgresBench() {
+  try {
+    const out = execFileSync(process.execPath, [path.join(here, 'postgres.mjs'), '--json', ...(quick ? ['--quick'] : [])], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    return JSON.parse(out.trim().split('\n').pop())
+  } catch (err) {
+    return { error: String(err.message).split('\n')[0] }
+  }
+}
+
 async function main() {
   const started = Date.now()
   if (only === 'messages') {
@@ -526,6 +539,8 @@ async function main() {
     log('message round trip …')
     fs.mkdirSync(path.join(tmp, 'messages'))
     results.messages = await messages(path.join(tmp, 'messages'))
+    log('instance-lock/postgres (bench/postgres.mjs, an embedded server) …')
+    results.postgres = postgresBench()
   } finally {
     await Promise.all([
       floor.stop(),

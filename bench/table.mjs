@@ -62,7 +62,9 @@ export function renderTable(report) {
   const note =
     perRound('contention', 'rate', report.results.contention, (v) => v.rates.length) +
     perRound('guard require', 'time', report.results.guard, (v) => v.samples.length) +
-    importVsRequire(report.results.guard)
+    importVsRequire(report.results.guard) +
+    messagesNote(report.results.messages) +
+    postgresNote(report.results.postgres)
   return { text: text + note, markdown: md + note }
 }
 
@@ -90,4 +92,19 @@ function perRound(title, what, results, rounds) {
     peers.map(([lib, v]) => `${lib} ${v.ownOverThis.toFixed(2)}×`).join(', ') +
     '\n'
   )
+}
+
+// A message's round trip (send() → the handler's reply) beside a bare Unix
+// socket's, in the same run.
+function messagesNote(m) {
+  if (m === undefined) return ''
+  return `\nmessage round trip (median of ${m.n}): send() → reply ${m.sendMs.toFixed(3)} ms; bare Unix socket ${m.bareMs.toFixed(3)} ms; ${m.ratio.toFixed(2)}× (goal ≤ 2×)\n`
+}
+
+// instance-lock/postgres beside bare pg (the floor) and advisory-lock, on one
+// embedded server in the same run (bench/postgres.mjs).
+function postgresNote(p) {
+  if (p === undefined) return ''
+  if (p.error !== undefined) return `\ninstance-lock/postgres: not measured (${p.error})\n`
+  return `\ninstance-lock/postgres, one embedded server on loopback (medians):\n\n${p.table}\n\ncycle: ${p.cycleRatio.toFixed(2)}× the bare-pg floor (goal ≤ 1.5×); handoff goal within 2 ms; kill → held goal within 1 s\n`
 }
