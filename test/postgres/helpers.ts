@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import pg from 'pg'
-import { inject } from 'vitest'
+import { afterAll, beforeAll, inject } from 'vitest'
 import type { TestServer } from './server.js'
 
 export const servers: TestServer[] = inject('pgServers')
@@ -95,4 +95,20 @@ export class Host {
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal)
   }
+}
+
+/**
+ * For one describe block on `url`: an admin connection (`db.c`), and the
+ * hosts it starts (`db.started`), killed when the block ends.
+ */
+export function adminOf(url: string): { c: pg.Client; started: Host[] } {
+  const db = { c: undefined as unknown as pg.Client, started: [] as Host[] }
+  beforeAll(async () => {
+    db.c = await admin(url)
+  })
+  afterAll(async () => {
+    for (const h of db.started) h.kill()
+    await db.c.end()
+  })
+  return db
 }

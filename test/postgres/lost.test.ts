@@ -1,6 +1,5 @@
-import type pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { admin, Host, servers, uniqueName, until } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { adminOf, Host, servers, uniqueName, until } from './helpers.js'
 import { Proxy, target, via } from './proxy.js'
 import { startServer } from './server.js'
 
@@ -10,15 +9,8 @@ import { startServer } from './server.js'
 const LOST_AFTER = 1500
 
 describe.each(servers)('a lost PostgreSQL lock ($name server)', (server) => {
-  let c: pg.Client
-  const started: Host[] = []
-  beforeAll(async () => {
-    c = await admin(server.url)
-  })
-  afterAll(async () => {
-    for (const h of started) h.kill()
-    await c.end()
-  })
+  const db = adminOf(server.url)
+  const { started } = db
 
   it('a network cut: the holder is told within lostAfter, while the server still holds its lock', async () => {
     const name = uniqueName('cut')
@@ -33,7 +25,7 @@ describe.each(servers)('a lost PostgreSQL lock ($name server)', (server) => {
       const key = (ra.path as string).split('#advisory=')[1]!
       const holderPid = async (): Promise<number | undefined> =>
         (
-          await c.query<{ pid: number }>(
+          await db.c.query<{ pid: number }>(
             `SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND ((l.classid::int8 << 32) | l.objid::int8) = $1::int8`,
             [key],
           )

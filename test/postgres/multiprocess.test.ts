@@ -1,6 +1,5 @@
-import type pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { admin, Host, servers, uniqueName } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { adminOf, Host, servers, uniqueName } from './helpers.js'
 
 // Each "host" is a process of its own with its own connection
 // (fixtures/holder.cjs); readiness and results come over IPC.
@@ -12,15 +11,8 @@ async function hosts(url: string, n: number, options: Record<string, unknown> = 
 }
 
 describe.each(servers)('postgres locks across processes ($name server)', (server) => {
-  let c: pg.Client
-  const started: Host[] = []
-  beforeAll(async () => {
-    c = await admin(server.url)
-  })
-  afterAll(async () => {
-    for (const h of started) h.kill()
-    await c.end()
-  })
+  const db = adminOf(server.url)
+  const { started } = db
 
   it('8 processes racing for one lock: exactly one wins, round after round', async () => {
     const name = uniqueName('race')
@@ -50,7 +42,7 @@ describe.each(servers)('postgres locks across processes ($name server)', (server
     const key = (ra.path as string).split('#advisory=')[1]
     const queued = Date.now() + 10_000
     while (Date.now() < queued) {
-      const r = await c.query(
+      const r = await db.c.query(
         `SELECT count(*)::int AS n FROM pg_locks l WHERE l.locktype = 'advisory' AND NOT l.granted AND ((l.classid::int8 << 32) | l.objid::int8) = $1::int8`,
         [key],
       )
@@ -75,7 +67,7 @@ describe.each(servers)('postgres locks across processes ($name server)', (server
     expect(ra.ok).toBe(true)
     const st = (await b!.ask('inspect', { name })).status as { holder: { backendPid: number } }
     const waiting = b!.ask('lock', { name })
-    await c.query('SELECT pg_terminate_backend($1)', [st.holder.backendPid])
+    await db.c.query('SELECT pg_terminate_backend($1)', [st.holder.backendPid])
     const lost = await a!.event('lost')
     expect(lost.code).toBe('ELOCKLOST')
     const rb = await waiting
@@ -123,11 +115,11 @@ describe.each(servers)('postgres locks across processes ($name server)', (server
     expect(rr.ok).toBe(true)
     expect((await a!.exited).signal).toBe('SIGTERM')
     // Lost: the guard says so and exits 1.
-    const st = await c.query<{ pid: number }>(
+    const st = await db.c.query<{ pid: number }>(
       `SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND ((l.classid::int8 << 32) | l.objid::int8) = $1::int8`,
       [(rr.path as string).split('#advisory=')[1]],
     )
-    await c.query('SELECT pg_terminate_backend($1)', [st.rows[0]!.pid])
+    await db.c.query('SELECT pg_terminate_backend($1)', [st.rows[0]!.pid])
     expect((await t!.exited).code).toBe(1)
   })
 })
