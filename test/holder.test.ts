@@ -3,6 +3,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { inspect, list, tryLock } from '../src/index.js'
 import type { LockedError, LockStatus } from '../src/index.js'
+import { flockHolders, flockTaker } from '../src/backends/flock/proc.js'
 import { FIXTURES, tmpDir, uniqueName } from './helpers.js'
 import { COMMAND, Cli, cli, forgeRecord, hasExited, startHolder, track } from './stop-fixtures.js'
 
@@ -31,6 +32,21 @@ function lockedBy(name: string, dir: string): LockedError {
 }
 
 describe.skipIf(process.platform !== 'linux')('the holder named (Linux)', () => {
+  it('finds the holder in /proc/locks however long it is', () => {
+    const dir = tmpDir()
+    // Some 60 bytes a lock: 600 locks make /proc/locks several times the first read's buffer.
+    const locks = Array.from({ length: 600 }, (_, i) => tryLock(`many-${i}`, { dir }))
+    try {
+      // The kernel lists them in an order of its own: ask for the first and the last taken.
+      for (const l of [locks[0]!, locks[locks.length - 1]!]) {
+        expect(flockTaker(l.path)).toBe(process.pid)
+        expect(flockHolders(l.path)).toEqual([process.pid])
+      }
+    } finally {
+      for (const l of locks) l.release()
+    }
+  })
+
   /** `run` whose COMMAND leaves a daemon holding the lock and exits; then instance-lock exits. */
   async function daemonHolding(name: string, dir: string): Promise<{ daemon: number; wrapper: number }> {
     // sh starts sleep in the background with the lock's fd 3 and exits; the

@@ -1,4 +1,4 @@
-import { lstatSync, readFileSync, readdirSync } from 'node:fs'
+import { closeSync, lstatSync, openSync, readSync, readdirSync } from 'node:fs'
 import type { BigIntStats } from 'node:fs'
 
 /**
@@ -78,7 +78,7 @@ function devString(dev: bigint): string {
 function candidates(needle: string): number[] {
   let text: string
   try {
-    text = readFileSync('/proc/locks', 'utf8')
+    text = readProc('/proc/locks')
   } catch {
     return []
   }
@@ -103,7 +103,7 @@ function holdsLock(pid: number, needle: string): boolean {
   for (const fd of fds) {
     let info: string
     try {
-      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')
+      info = readProc(`/proc/${pid}/fdinfo/${fd}`)
     } catch {
       continue
     }
@@ -128,8 +128,8 @@ let bootMs: number | undefined
 export function processStart(pid: number): number | undefined {
   let stat: string
   try {
-    if (bootMs === undefined) bootMs = Date.now() - Number.parseFloat(readFileSync('/proc/uptime', 'latin1')) * 1000
-    stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    if (bootMs === undefined) bootMs = Date.now() - Number.parseFloat(readProc('/proc/uptime')) * 1000
+    stat = readProc(`/proc/${pid}/stat`)
   } catch {
     return undefined
   }
@@ -138,4 +138,32 @@ export function processStart(pid: number): number | undefined {
   // 22nd field, in USER_HZ ticks (100 a second on every Linux ABI).
   const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
   return Number.isFinite(ticks) && Number.isFinite(bootMs) ? bootMs + ticks * 10 : undefined
+}
+
+let buffer = Buffer.allocUnsafe(16 * 1024)
+
+/**
+ * A file of /proc, whole, as text (ASCII): open, read, close, into one
+ * buffer kept for the next. readFileSync costs more than twice as much
+ * (it sizes the file with fstat first, which /proc reports as empty): a
+ * message's sender reads /proc/locks once per message. Throws as open and
+ * read do.
+ */
+function readProc(path: string): string {
+  const fd = openSync(path, 'r')
+  try {
+    let n = 0
+    for (;;) {
+      if (n === buffer.length) {
+        const bigger = Buffer.allocUnsafe(buffer.length * 2)
+        buffer.copy(bigger, 0, 0, n)
+        buffer = bigger
+      }
+      const got = readSync(fd, buffer, n, buffer.length - n, null)
+      if (got === 0) return buffer.toString('latin1', 0, n)
+      n += got
+    }
+  } finally {
+    closeSync(fd)
+  }
 }
