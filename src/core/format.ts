@@ -2,6 +2,7 @@ import type { Location } from './backend.js'
 import { describeLock } from './lock.js'
 import type { Ending } from '../api/stop.js'
 import type { Holder, LockStatus } from '../api/types.js'
+import type { ClusterHolder, ClusterLockStatus, ClusterStopResult } from '../backends/postgres/types.js'
 
 /**
  * Every message meant for a person, from the guard and the command line:
@@ -143,4 +144,38 @@ export function stopReport(what: string, e: Ending, how: { timeout: number; sign
       return { err: `${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n` }
     }
   }
+}
+
+// The PostgreSQL backend's locks (`--postgres`).
+
+function describeCluster(s: { name: string; key?: string | undefined }): string {
+  return `Lock "${s.name}"${s.key === undefined ? '' : ` for ${JSON.stringify(s.key)}`}`
+}
+
+function clusterHolderText(h: ClusterHolder): string {
+  const data =
+    h.data === undefined || Object.keys(h.data).length === 0
+      ? ''
+      : `\n  data: ${Object.entries(h.data)
+          .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+          .join(' ')}`
+  return `pid ${h.pid} on ${h.hostname} (server process ${h.backendPid}), since ${h.startedAt}, ${h.ready === true ? 'ready' : 'starting'}${data}`
+}
+
+/** `status --postgres`: one lock of a database, as a person reads it. */
+export function clusterStatusText(s: ClusterLockStatus): string {
+  if (!s.locked) return `${describeCluster(s)} is not held\n`
+  return s.holder === undefined ? `${describeCluster(s)} is held by a session that left no record of it\n` : `${describeCluster(s)} is held by ${clusterHolderText(s.holder)}\n`
+}
+
+/** What `stop --postgres` reports: on stdout when the lock is free, on stderr when it is not. */
+export function clusterStopReport(id: { name: string; key?: string | undefined }, r: ClusterStopResult, timeout: number): { out?: string; err?: string } {
+  const what = describeCluster(id)
+  const who = r.pid === undefined ? 'its holder' : `pid ${r.pid} on ${r.hostname}`
+  if (!r.stopped) {
+    return {
+      err: `${what} is still held by ${who} ${timeout} ms after asking it to exit${r.forced ? ', even after its session was ended' : '. Give it longer with --timeout MS, or end its session with --force.'}\n`,
+    }
+  }
+  return { out: r.pid === undefined && !r.forced ? `${what} is not held; nothing to stop\n` : `${what} is free: ${who} ${r.forced ? 'had its session ended' : 'exited'}\n` }
 }

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { constants } from 'node:os'
 import { parseArgs } from 'node:util'
-import type { ClusterHolder, ClusterLockStatus, PostgresLock, PostgresLocks } from './index.js'
+import type { PostgresLock, PostgresLocks } from './index.js'
 import { RUN_OPTIONS } from '../../cli/run-options.js'
+import { clusterStatusText, clusterStopReport } from '../../core/format.js'
 
 // `instance-lock status | stop | run --postgres URL`: the verbs on the
 // PostgreSQL backend. Bundled into the CLI; the backend itself (and pg) is
@@ -88,25 +89,6 @@ function ms(io: CliIo, verb: Verb, option: string, value: string): number {
   return Number(value)
 }
 
-function describe(s: { name: string; key?: string | undefined }): string {
-  return `Lock "${s.name}"${s.key === undefined ? '' : ` for ${JSON.stringify(s.key)}`}`
-}
-
-function holderText(h: ClusterHolder): string {
-  const data =
-    h.data === undefined || Object.keys(h.data).length === 0
-      ? ''
-      : `\n  data: ${Object.entries(h.data)
-          .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
-          .join(' ')}`
-  return `pid ${h.pid} on ${h.hostname} (server process ${h.backendPid}), since ${h.startedAt}, ${h.ready === true ? 'ready' : 'starting'}${data}`
-}
-
-function statusText(s: ClusterLockStatus): string {
-  if (!s.locked) return `${describe(s)} is not held\n`
-  return s.holder === undefined ? `${describe(s)} is held by a session that left no record of it\n` : `${describe(s)} is held by ${holderText(s.holder)}\n`
-}
-
 /** Runs a verb on the PostgreSQL backend and resolves its exit status. */
 export async function postgresCli(verb: Verb, args: string[], url: string, io: CliIo): Promise<number> {
   if (url === '') throw io.usage(verb, '--postgres expects a URL such as postgres://user@host:5432/database')
@@ -123,11 +105,11 @@ export async function postgresCli(verb: Verb, args: string[], url: string, io: C
           const shown = values.all === true ? all : all.filter((s) => s.locked)
           if (values.json === true) io.out(`${JSON.stringify(shown, null, 2)}\n`)
           else if (shown.length === 0) io.out(all.length === 0 ? 'No locks in this database\n' : `No locks held in this database (${all.length} free; --all lists them)\n`)
-          else io.out(shown.map(statusText).join(''))
+          else io.out(shown.map(clusterStatusText).join(''))
           return 0
         }
         const s = await checkedAsync(io, verb, () => locks.inspect(positionals[0]!, values.key === undefined ? {} : { key: values.key as string }))
-        io.out(values.json === true ? `${JSON.stringify(s, null, 2)}\n` : statusText(s))
+        io.out(values.json === true ? `${JSON.stringify(s, null, 2)}\n` : clusterStatusText(s))
         return s.locked ? 0 : EXIT_FREE
       } finally {
         await locks.close()
@@ -142,19 +124,10 @@ export async function postgresCli(verb: Verb, args: string[], url: string, io: C
       const id = { name: positionals[0]!, ...(values.key === undefined ? {} : { key: values.key as string }) }
       try {
         const r = await checkedAsync(io, verb, () => locks.stop(id.name, { ...id, timeout, force: values.force === true }))
-        const who = r.pid === undefined ? 'its holder' : `pid ${r.pid} on ${r.hostname}`
-        if (!r.stopped) {
-          io.err(
-            `${describe(id)} is still held by ${who} ${timeout} ms after asking it to exit${r.forced ? ', even after its session was ended' : '. Give it longer with --timeout MS, or end its session with --force.'}\n`,
-          )
-          return EXIT_HELD
-        }
-        io.out(
-          r.pid === undefined && !r.forced
-            ? `${describe(id)} is not held; nothing to stop\n`
-            : `${describe(id)} is free: ${who} ${r.forced ? 'had its session ended' : 'exited'}\n`,
-        )
-        return 0
+        const report = clusterStopReport(id, r, timeout)
+        if (report.out !== undefined) io.out(report.out)
+        if (report.err !== undefined) io.err(report.err)
+        return r.stopped ? 0 : EXIT_HELD
       } finally {
         await locks.close()
       }
