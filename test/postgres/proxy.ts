@@ -81,12 +81,10 @@ export class Proxy {
           if (!ready[i]) {
             ubuf = Buffer.concat([ubuf, d])
             for (;;) {
-              if (ubuf.length < 5) return
-              const len = ubuf.readInt32BE(1)
-              if (ubuf.length < 1 + len) return
-              const type = ubuf[0]
-              ubuf = ubuf.subarray(1 + len)
-              if (type === 0x5a /* Z */) break
+              const msg = typed(ubuf)
+              if (msg === undefined) return
+              ubuf = ubuf.subarray(msg.length)
+              if (msg[0] === 0x5a /* Z */) break
             }
             ready[i] = true
             d = ubuf
@@ -110,22 +108,18 @@ export class Proxy {
               for (const u of ups) u.write(msg)
               continue
             }
-            if (buf.length < 5) return
-            const len = buf.readInt32BE(1)
-            if (buf.length < 1 + len) return
-            const msg = buf.subarray(0, 1 + len)
-            buf = buf.subarray(1 + len)
+            const msg = typed(buf)
+            if (msg === undefined) return
+            buf = buf.subarray(msg.length)
             if (msg[0] === 0x70 /* p */) {
               for (const u of ups) u.write(msg)
               started = true
             } else ups[0]!.write(msg)
             continue
           }
-          if (buf.length < 5) return
-          const len = buf.readInt32BE(1)
-          if (buf.length < 1 + len) return
-          const msg = buf.subarray(0, 1 + len)
-          buf = buf.subarray(1 + len)
+          const msg = typed(buf)
+          if (msg === undefined) return
+          buf = buf.subarray(msg.length)
           const type = String.fromCharCode(msg[0]!)
           if (type === 'X') {
             closeAll()
@@ -188,4 +182,11 @@ export function via(url: string, port: number): string {
   u.hostname = '127.0.0.1'
   u.port = String(port)
   return u.href
+}
+
+/** The first whole message of the protocol in `buf` (a type byte, then its length), or undefined while incomplete. */
+function typed(buf: Buffer): Buffer | undefined {
+  if (buf.length < 5) return undefined
+  const len = buf.readInt32BE(1)
+  return buf.length < 1 + len ? undefined : buf.subarray(0, 1 + len)
 }
