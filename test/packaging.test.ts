@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { consumerCompilerOptions } from './packaging/consumer-tsconfig.js'
 import {
   LINUX_CEILINGS,
   PREBUILD_TARGETS,
@@ -139,18 +140,7 @@ describe('the packed tarball', () => {
     fs.writeFileSync(
       path.join(consumer, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: {
-          module: 'node16',
-          moduleResolution: 'node16',
-          target: 'ES2022',
-          lib: ['ES2022', 'ESNext.Disposable'],
-          strict: true,
-          noEmit: true,
-          // Check the packed .d.ts files themselves, not only their use.
-          skipLibCheck: false,
-          types: ['node'],
-          typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-        },
+        compilerOptions: consumerCompilerOptions('node16', 'node16'),
         files: ['consumer.mts', 'consumer.cts'],
       }),
     )

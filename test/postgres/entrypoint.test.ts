@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { consumerCompilerOptions } from '../packaging/consumer-tsconfig.js'
 
 // instance-lock/postgres from the packed tarball, as a consumer gets it:
 // import and require, TypeScript in every module mode, and `pg` an optional
@@ -57,17 +58,7 @@ describe('instance-lock/postgres as installed', () => {
     fs.writeFileSync(
       path.join(consumer, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: {
-          module,
-          moduleResolution,
-          target: 'ES2022',
-          lib: ['ES2022', 'ESNext.Disposable'],
-          strict: true,
-          noEmit: true,
-          skipLibCheck: false,
-          types: ['node'],
-          typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-        },
+        compilerOptions: consumerCompilerOptions(module, moduleResolution),
         files: module === 'preserve' ? ['consumer.mts'] : ['consumer.mts', 'consumer.cts'],
       }),
     )
