@@ -57,6 +57,13 @@ try {
   const messages = fs.readFileSync(path.join(out, 'messages', 'index.js'), 'utf8')
   const outside = [...messages.matchAll(/^\/\/ (src\/\S+)$/gm)].map((m) => m[1]).filter((s) => !s.startsWith('src/messages/'))
   if (outside.length > 0) throw new Error(`build-ts: dist/messages/index.js bundles ${outside.join(', ')}`)
+  // The PostgreSQL backend shares the core (Lock, the record, errors) but
+  // needs nothing of this machine's locks: no addon, no local backend.
+  const postgres = fs.readFileSync(path.join(out, 'postgres.js'), 'utf8')
+  const local = [...postgres.matchAll(/^\/\/ (src\/\S+)$/gm)]
+    .map((m) => m[1])
+    .filter((s) => !/^src\/(backends\/postgres\/|core\/|api\/validate\.ts$)/.test(s) || /^src\/core\/(speed|holder|locate)\.ts$/.test(s))
+  if (local.length > 0) throw new Error(`build-ts: dist/postgres.js bundles ${local.join(', ')}`)
   // Nor may the library load the PostgreSQL backend or pg: the guard's start-up pays for every byte.
   const lib = fs.readFileSync(path.join(out, 'lib.js'), 'utf8')
   if (/^\/\/ src\/backends\/postgres\//m.test(lib) || lib.includes('require("pg")')) throw new Error('build-ts: dist/lib.js includes the PostgreSQL backend')

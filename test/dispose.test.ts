@@ -26,4 +26,19 @@ describe('using', () => {
     }).toThrow('boom')
     expect(inspect(name, { dir }).locked).toBe(false)
   })
+
+  it('await using: releases at the end of the block, as a PostgreSQL lock does', async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    let seen: Lock
+    {
+      await using lock = tryLock(name, { dir })
+      seen = lock
+      expect(inspect(name, { dir }).locked).toBe(true)
+    }
+    expect(seen.released).toBe(true)
+    expect(inspect(name, { dir }).locked).toBe(false)
+    // Idempotent, as release() is.
+    await seen[Symbol.asyncDispose]()
+  })
 })

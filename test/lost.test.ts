@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import type { Backend, Location } from '../src/core/backend.js'
+import type { Location } from '../src/core/backend.js'
 import { tryLock } from '../src/index.js'
 import type { Lock } from '../src/index.js'
-import { newLock } from '../src/core/lock.js'
+import { newLock, type Holding } from '../src/core/lock.js'
 import { builtinsLoadedBy, spawnChild, tmpDir, uniqueName } from './helpers.js'
 
 // A lock file deleted or replaced under its holder (by hand, by a temp
@@ -89,8 +89,8 @@ describe('lock.signal: the lock lost under its holder', () => {
 
   it('where a lock cannot be lost (a backend with no loss check: Windows), it exists and does not abort', () => {
     const loc: Location = { name: 'w', key: undefined, scope: 'user', path: 'Local\\w', id: uniqueName('w') }
-    const backend = { release() {} } as unknown as Backend
-    const lock = newLock(backend, loc, {}, new Date(), undefined)
+    const holding: Holding<Location> = { record: () => '{}', update() {}, release() {} }
+    const lock = newLock(holding, loc, {}, new Date(), undefined)
     expect(lock.signal).toBeInstanceOf(AbortSignal)
     expect(lock.signal.aborted).toBe(false)
     lock.release()

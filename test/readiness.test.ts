@@ -66,9 +66,9 @@ describe('Lock.ready()', () => {
     const old = '{"pid":4242,"hostname":"h","startedAt":"2026-11-22T07:50:00.005Z","name":"web","scope":"user","data":{"port":1}}'
     expect(parseRecord(old, { name: 'web', scope: 'user' })).not.toHaveProperty('ready')
     const loc = { name: 'web', key: undefined, scope: 'user' as const, path: '/x', id: '/x' }
-    const starting = makeRecord(loc, '{"port":1}', Date.UTC(2026, 10, 22, 7, 50, 0, 5), 4242)
+    const starting = makeRecord('h', loc, '{"port":1}', Date.UTC(2026, 10, 22, 7, 50, 0, 5), 4242)
     expect(starting).not.toContain('ready')
-    const ready = makeRecord(loc, '{"port":1}', Date.UTC(2026, 10, 22, 7, 50, 0, 5), 4242, true)
+    const ready = makeRecord('h', loc, '{"port":1}', Date.UTC(2026, 10, 22, 7, 50, 0, 5), 4242, true)
     expect(parseRecord(ready, loc)).toMatchObject({ pid: 4242, data: { port: 1 }, ready: true })
     // Only `true` is ready.
     expect(parseRecord(old.replace('}}', '},"ready":"yes"}'), loc)).not.toHaveProperty('ready')

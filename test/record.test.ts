@@ -1,7 +1,7 @@
 import os from 'node:os'
 import { describe, expect, it } from 'vitest'
 import { inspect, tryLock } from '../src/index.js'
-import { parseRecord, recordedProcess, withProcessStart } from '../src/core/record.js'
+import { makeRecord, parseRecord, recordedProcess, withProcessStart } from '../src/core/record.js'
 import { tmpDir, uniqueName } from './helpers.js'
 
 describe('holder records', () => {
@@ -29,6 +29,27 @@ describe('holder records', () => {
     const c = parseRecord(withData)!
     c.data!.port = 1
     expect(parseRecord(withData)!.data).toEqual({ port: 8080 })
+  })
+
+  it('is one format for local and PostgreSQL locks, each read only as its own', () => {
+    const loc = { name: 'web', key: 'k', scope: 'cluster' as const }
+    const text = makeRecord('db-host', loc, '{"port":1}', Date.UTC(2026, 11, 3, 12, 0, 0, 7), 4242, true)
+    expect(parseRecord(text, loc)).toEqual({
+      pid: 4242,
+      hostname: 'db-host',
+      startedAt: '2026-12-03T12:00:00.007Z',
+      name: 'web',
+      key: 'k',
+      scope: 'cluster',
+      data: { port: 1 },
+      ready: true,
+    })
+    // Never taken for a holder of a lock of this machine, nor the other way round.
+    expect(parseRecord(text)).toBeUndefined()
+    expect(parseRecord(text, { name: 'web', scope: 'user' })).toBeUndefined()
+    const local = makeRecord('h', { name: 'web', key: undefined, scope: 'user' }, undefined, 0)
+    expect(parseRecord(local, { name: 'web', scope: 'user' })).toMatchObject({ hostname: 'h', scope: 'user' })
+    expect(parseRecord(local, { name: 'web', scope: 'cluster' })).toBeUndefined()
   })
 })
 

@@ -2,10 +2,11 @@ import { resolve } from 'node:path'
 import { isHeld } from '../core/backend.js'
 import type { Location } from '../core/backend.js'
 import { LockedError, abortError, fromNative } from '../core/errors.js'
-import { keyHash } from '../core/speed.js'
+import { hostName, keyHash } from '../core/speed.js'
 import { locateIdentity } from '../core/locate.js'
 import { Lock, locationOf, lockedError, newLock, registry } from '../core/lock.js'
 import { backend } from '../backends/index.js'
+import { local } from './holding.js'
 import { heldByPrimary } from '../core/cluster.js'
 import { DEFAULT_TIMEOUT, replaceHolder } from './stop.js'
 import { conflictMessage } from '../core/format.js'
@@ -35,9 +36,9 @@ function acquireNow(loc: Location, data: string | undefined): Lock | LockedError
   const own = registry.get(loc.id)
   if (own !== undefined) return lockedError(loc, own.holder)
   const now = Date.now()
-  const r = backend.acquire(loc, recordAt(loc, data, now))
+  const r = backend.acquire(loc, recordAt(hostName(), loc, data, now))
   if (isHeld(r)) return lockedError(loc, current(loc, parseRecord(r.record, loc), now))
-  return newLock(backend, loc, r, new Date(now), data, (r as { recovered?: boolean }).recovered === true)
+  return newLock(local, loc, r, new Date(now), data, (r as { recovered?: boolean }).recovered === true)
 }
 
 function tryAcquire(name: string, options: LockOptions | undefined): Lock | LockedError {
@@ -55,7 +56,7 @@ function tryAcquire(name: string, options: LockOptions | undefined): Lock | Lock
  */
 export function tryLock(name: string, options?: LockOptions): Lock {
   const r = tryAcquire(name, options)
-  if (!(r instanceof Lock)) throw r
+  if (r instanceof Error) throw r
   return r
 }
 
@@ -77,14 +78,14 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
   const loc = locateIdentity(id)
   if (timeout === 0) {
     const r = acquireNow(loc, id.data)
-    if (!(r instanceof Lock)) throw r
+    if (r instanceof Error) throw r
     return r
   }
   // A failure deep in the wait (a descriptor or a thread it could not get)
   // names the lock file too, as every other system error does.
   let r: Awaited<ReturnType<typeof backend.wait>>
   try {
-    r = await backend.wait(loc, (at) => makeRecord(loc, id.data, at), timeout, signal)
+    r = await backend.wait(loc, (at) => makeRecord(hostName(), loc, id.data, at), timeout, signal)
   } catch (err) {
     fromNative(err, loc.path)
   }
@@ -93,7 +94,7 @@ export async function lock(name: string, options?: WaitOptions): Promise<Lock> {
     throw lockedError(loc, own !== undefined ? own.holder : current(loc, parseRecord(r.record, loc)))
   }
   const recovered = (r.handle as { recovered?: boolean }).recovered === true
-  return newLock(backend, loc, r.handle, new Date(r.at), id.data, recovered)
+  return newLock(local, loc, r.handle, new Date(r.at), id.data, recovered)
 }
 
 /**
@@ -147,7 +148,7 @@ export function singleInstance(name: string, options?: GuardOptions | ReplaceOpt
   const timeout = onLocked === 'forward' ? (checkTimeout(id.options.timeout) ?? DEFAULT_SEND_TIMEOUT) : 0
   const loc = locateIdentity(id)
   const r = acquireNow(loc, id.data)
-  if (r instanceof Lock) return onLocked === 'forward' ? Promise.resolve(listening(r)) : listening(r)
+  if (!(r instanceof Error)) return onLocked === 'forward' ? Promise.resolve(listening(r)) : listening(r)
   const primary = heldByPrimary(loc, r.holder)
   if (primary !== undefined) return onLocked === 'forward' ? Promise.resolve(primary) : primary
   if (onLocked === 'throw') throw r

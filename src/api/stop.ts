@@ -5,6 +5,8 @@ import { current } from '../core/holder.js'
 import { locateIdentity } from '../core/locate.js'
 import { Lock, lockedError, newLock, registry } from '../core/lock.js'
 import { backend } from '../backends/index.js'
+import { local } from './holding.js'
+import { hostName } from '../core/speed.js'
 import { makeRecord, parseRecord } from '../core/record.js'
 import { begin, next } from '../core/stopping.js'
 import type { Observation, Outcome, Sighting, Step } from '../core/stopping.js'
@@ -39,7 +41,7 @@ export interface EndOptions {
 export async function endHolder(loc: Location, opts: EndOptions): Promise<Ending> {
   const own = registry.get(loc.id)
   if (own !== undefined) throw lockedError(loc, own.holder)
-  const record = (at: number): string => makeRecord(loc, opts.take?.data, at)
+  const record = (at: number): string => makeRecord(hostName(), loc, opts.take?.data, at)
   let taken: { handle: unknown; acquiredAt: Date } | undefined
 
   const held = (text: string | null): Sighting => ({ free: false, holder: parseRecord(text, loc) })
@@ -149,7 +151,7 @@ export async function replaceHolder(loc: Location, data: string | undefined, tim
   const e = await endHolder(loc, { signal: 'SIGTERM', timeout, force: true, take: { data } })
   if (e.handle !== undefined) {
     const recovered = (e.handle as { recovered?: boolean }).recovered === true
-    return newLock(backend, loc, e.handle, e.acquiredAt!, data, recovered)
+    return newLock(local, loc, e.handle, e.acquiredAt!, data, recovered)
   }
   const err = lockedError(loc, current(loc, e.holder))
   if (e.state !== 'unproven') throw err

@@ -1,6 +1,7 @@
 import type { Location } from './backend.js'
 import { primaryLock, type Lock } from './lock.js'
 import { backend } from '../backends/index.js'
+import { local } from '../api/holding.js'
 import { parseRecord } from './record.js'
 import type { Holder } from '../api/types.js'
 
@@ -34,5 +35,5 @@ export function heldByPrimary(loc: Location, holder?: Holder): Lock | undefined 
   const primary = process.ppid
   const proven = backend.holders(loc)
   const held = proven.length > 0 ? proven.includes(primary) : !backend.provesHolders && holder.pid === primary
-  return held ? primaryLock(loc, { ...holder, pid: primary }) : undefined
+  return held ? primaryLock(loc, { ...holder, pid: primary }, local) : undefined
 }

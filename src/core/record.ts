@@ -1,8 +1,16 @@
 import type { Location } from './backend.js'
-import { hostName } from './speed.js'
-import type { Holder } from '../api/types.js'
+import type { Holder, Scope } from '../api/types.js'
 
-let prefix: string | undefined
+/** A record's scope: a local lock's, or a PostgreSQL lock's `'cluster'`. */
+export type RecordScope = Scope | 'cluster'
+
+/** What a record says of the lock it belongs to. */
+export type RecordLock = Pick<Location, 'name' | 'key'> & { scope: RecordScope }
+
+// The record's text up to its time, for the last host asked for: one host
+// per process, in practice.
+let prefix = ''
+let prefixHost: string | undefined
 
 /**
  * The time of a record to be stamped later: the Linux waiting thread, which
@@ -15,14 +23,19 @@ let prefix: string | undefined
 export const UNSTAMPED = 0
 
 /**
- * The holder record written beside the lock: JSON text of a `Holder`. `pid`
- * is another process only for a cluster worker's `Lock`, which stands for its
+ * The holder record, JSON text of a `Holder`, written beside a local lock or
+ * in a PostgreSQL lock's table. `host` is the holder's host name (the local
+ * backends read it from the addon: a speed measure, ./speed.ts). `pid` is
+ * another process only for a cluster worker's `Lock`, which stands for its
  * primary's hold. `"ready":true` is written only once the holder is ready: a
  * record without it (every record of earlier versions) reads as not ready,
  * and a starting holder's record stays as it was.
  */
-export function makeRecord(loc: Location, data: string | undefined, at: number, pid = process.pid, ready = false): string {
-  prefix ??= `,"hostname":${JSON.stringify(hostName())},"startedAt":"`
+export function makeRecord(host: string, loc: RecordLock, data: string | undefined, at: number, pid = process.pid, ready = false): string {
+  if (host !== prefixHost) {
+    prefix = `,"hostname":${JSON.stringify(host)},"startedAt":"`
+    prefixHost = host
+  }
   return (
     `{"pid":${pid}${prefix}${new Date(at).toISOString()}",` +
     `"name":${JSON.stringify(loc.name)},"scope":"${loc.scope}"` +
@@ -38,11 +51,11 @@ export function makeRecord(loc: Location, data: string | undefined, at: number, 
 // ./speed.ts).
 const lastRecord = new WeakMap<Location, { data: string | undefined; ms: number; text: string }>()
 
-/** `makeRecord(loc, data, ms)`, remembered per location for the last millisecond. */
-export function recordAt(loc: Location, data: string | undefined, ms: number): string {
+/** `makeRecord(host, loc, data, ms)`, remembered per location for the last millisecond. */
+export function recordAt(host: string, loc: Location, data: string | undefined, ms: number): string {
   const last = lastRecord.get(loc)
   if (last !== undefined && last.ms === ms && last.data === data) return last.text
-  const text = makeRecord(loc, data, ms)
+  const text = makeRecord(host, loc, data, ms)
   if (last === undefined) lastRecord.set(loc, { data, ms, text })
   else {
     last.data = data
@@ -52,14 +65,21 @@ export function recordAt(loc: Location, data: string | undefined, ms: number): s
   return text
 }
 
+/** A record's fields, of a local lock or a PostgreSQL one. */
+export type RecordHolder<S extends RecordScope = RecordScope> = Omit<Holder, 'scope'> & { scope: S }
+
 /**
  * Reads a record back. A record is information, not proof (any process that
  * can write the file could have written it): it is shaped into a `Holder`
- * only if it is well-formed and names this lock.
+ * only if it is well-formed and names this lock (without `loc`: a lock of
+ * this machine).
  */
-export function parseRecord(text: string | null | undefined, loc?: Pick<Location, 'name' | 'scope'>): Holder | undefined {
+export function parseRecord(text: string | null | undefined, loc?: { name: string; scope: Scope }): Holder | undefined
+export function parseRecord(text: string | null | undefined, loc: { name: string; scope: 'cluster' }): RecordHolder<'cluster'> | undefined
+export function parseRecord(text: string | null | undefined, loc: { name: string; scope: RecordScope }): RecordHolder | undefined
+export function parseRecord(text: string | null | undefined, loc?: { name: string; scope: RecordScope }): RecordHolder | undefined {
   if (typeof text !== 'string') return undefined
-  let holder: Holder | undefined
+  let holder: RecordHolder | undefined
   if (text === lastText) holder = lastHolder
   else {
     holder = parseHolder(text)
@@ -72,14 +92,14 @@ export function parseRecord(text: string | null | undefined, loc?: Pick<Location
     }
   }
   if (holder === undefined) return undefined
-  if (loc !== undefined && (holder.name !== loc.name || holder.scope !== loc.scope)) return undefined
+  if (loc === undefined ? holder.scope === 'cluster' : holder.name !== loc.name || holder.scope !== loc.scope) return undefined
   return holder === lastHolder ? { ...holder } : holder
 }
 
 let lastText: string | undefined
-let lastHolder: Holder | undefined
+let lastHolder: RecordHolder | undefined
 
-function parseHolder(text: string): Holder | undefined {
+function parseHolder(text: string): RecordHolder | undefined {
   let r: unknown
   try {
     r = JSON.parse(text)
@@ -90,8 +110,8 @@ function parseHolder(text: string): Holder | undefined {
   const { pid, hostname: host, startedAt, name, scope, key, data, ready } = r as Record<string, unknown>
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined
   if (typeof host !== 'string' || typeof startedAt !== 'string' || typeof name !== 'string') return undefined
-  if (scope !== 'user' && scope !== 'machine') return undefined
-  const holder: Holder = { pid, hostname: host, startedAt, name, scope }
+  if (scope !== 'user' && scope !== 'machine' && scope !== 'cluster') return undefined
+  const holder: RecordHolder = { pid, hostname: host, startedAt, name, scope }
   if (typeof key === 'string') holder.key = key
   if (data !== null && typeof data === 'object' && !Array.isArray(data)) holder.data = data as Record<string, unknown>
   if (ready === true) holder.ready = true

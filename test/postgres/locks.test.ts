@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LockedError as MainLockedError } from 'instance-lock'
+import { Lock, LockedError as MainLockedError } from 'instance-lock'
 import { LockedError, postgres } from 'instance-lock/postgres'
 import { admin, Host, servers, sessions, uniqueName, until } from './helpers.js'
 import { Proxy, target, via } from './proxy.js'
@@ -41,6 +41,11 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
     const b = postgres(server.url)
     try {
       const l1 = await a.tryLock(name, { key: 'eu-west', data: { port: 3000 } })
+      // The Lock of the main entry, with what a PostgreSQL lock adds and without messages.
+      expect(l1).toBeInstanceOf(Lock)
+      expect(() => (l1 as unknown as Lock).onMessage(() => 1)).toThrow(expect.objectContaining({ code: 'ENOTSUP' }))
+      expect(l1.holder).toMatchObject({ pid: process.pid, name, key: 'eu-west', scope: 'cluster', data: { port: 3000 } })
+      expect(typeof l1.holder.backendPid).toBe('number')
       expect(l1.scope).toBe('cluster')
       expect(l1.key).toBe('eu-west')
       expect(typeof l1.fence).toBe('bigint')

@@ -6,5 +6,5 @@
 export { postgres, LockedError } from './locks.js'
 export type { PostgresLocks } from './locks.js'
 export type { PostgresConfig } from './config.js'
-export { PostgresLock } from './lock.js'
+export type { PostgresLock } from './lock.js'
 export type { ClusterGuardOptions, ClusterHolder, ClusterLockOptions, ClusterLockStatus, ClusterStopOptions, ClusterStopResult, ClusterWaitOptions } from './types.js'

@@ -2,7 +2,8 @@ import { abortError, invalidArgType, invalidArgValue, isLockedError } from '../.
 import { checkBoolean, checkData, checkKey, checkName, checkOptionsObject, checkSignal, checkTimeout } from '../../api/validate.js'
 import { checkConfig, type Settings } from './config.js'
 import { advisoryKey } from './identity.js'
-import { makeRecord, PostgresLock, type Owner } from './lock.js'
+import { heldLock, holding, type Held, type Owner, type PostgresLock, type ServerLocation } from './lock.js'
+import type { Holding } from '../../core/lock.js'
 import { Records, type Found } from './records.js'
 import { coded, Session } from './session.js'
 import type { ClusterGuardOptions, ClusterHolder, ClusterLockOptions, ClusterLockStatus, ClusterStopOptions, ClusterStopResult, ClusterWaitOptions } from './types.js'
@@ -98,11 +99,13 @@ class Locks implements PostgresLocks, Owner {
   #idle: { s: Session; timer: NodeJS.Timeout }[] = []
   #records: Records
   #releases = new Set<Promise<void>>()
+  #holding: Holding<ServerLocation, Held>
 
   constructor(settings: Settings) {
     this.#settings = settings
     this.lostAfter = settings.lostAfter
     this.#records = new Records(settings.schema)
+    this.#holding = holding(this)
   }
 
   // ---- sessions ----
@@ -173,13 +176,14 @@ class Locks implements PostgresLocks, Owner {
     if (signal?.aborted) throw abortError(signal)
     const started = Date.now()
 
+    const loc = this.#location(id)
     const s = await this.#take()
     let fence: string | null
     // The record goes with the try where it can be written: one round trip.
     let acquiredAt = new Date()
     let written: boolean
     try {
-      const record = (await this.#records.writable(s)) ? makeRecord(id.name, id.key, acquiredAt.toISOString(), data, false) : undefined
+      const record = (await this.#records.writable(s)) ? this.#holding.record(loc, data, acquiredAt.getTime(), process.pid, false) : undefined
       const rows =
         record === undefined
           ? await s.query<{ fence: string | null }>(TRY, [id.lockId, s.pid], true, 'il_try')
@@ -202,7 +206,7 @@ class Locks implements PostgresLocks, Owner {
       fence = await this.#wait(s, id, left, signal)
       acquiredAt = new Date()
     }
-    return this.#hold(s, id, data, BigInt(fence), acquiredAt, written)
+    return this.#hold(s, loc, data, BigInt(fence), acquiredAt, written)
   }
 
   /** The blocking wait on the server: resolves the fence, or rejects having let go of everything. */
@@ -287,12 +291,12 @@ class Locks implements PostgresLocks, Owner {
     await outcome
   }
 
-  async #hold(s: Session, id: Identity, data: string | undefined, fence: bigint, acquiredAt: Date, written: boolean): Promise<PostgresLock> {
+  async #hold(s: Session, loc: ServerLocation, data: string | undefined, fence: bigint, acquiredAt: Date, written: boolean): Promise<PostgresLock> {
     try {
-      if (!written) await this.#records.write(s, id.lockId, id.name, id.key, makeRecord(id.name, id.key, acquiredAt.toISOString(), data, false))
+      if (!written) await this.#records.write(s, loc.lockId, loc.name, loc.key, this.#holding.record(loc, data, acquiredAt.getTime(), process.pid, false))
       // The channel `stop` asks a holder on: named after the session, so that
       // only the session holding the lock hears it, and listened on for the
-      // session's life (the request names the lock: see PostgresLock).
+      // session's life (the request names the lock: see lock.ts).
       if (!s.listening) {
         // A new session's first acquisition is checked once more for a pooler
         // that sent the acquiring statement to our server process by chance:
@@ -304,22 +308,18 @@ class Locks implements PostgresLocks, Owner {
       }
     } catch (e) {
       s.destroy()
-      throw dropped(this.#settings, id, e)
+      throw dropped(this.#settings, loc, e)
     }
-    return PostgresLock.create(this, {
-      session: s,
-      lockId: id.lockId,
-      name: id.name,
-      key: id.key,
-      path: this.#path(id),
-      fence,
-      acquiredAt,
-      data,
-    })
+    return heldLock(this.#holding, loc, s, acquiredAt, data, fence)
   }
 
   #path(id: Identity): string {
     return `${this.#settings.where}#advisory=${id.lockId}`
+  }
+
+  #location(id: Identity): ServerLocation {
+    const path = this.#path(id)
+    return { name: id.name, key: id.key, scope: 'cluster', path, id: path, lockId: id.lockId }
   }
 
   async #lockedError(id: Identity): Promise<LockedError> {
@@ -372,7 +372,7 @@ class Locks implements PostgresLocks, Owner {
     }
     // A lock whose holder's record names another identity is not ours to stop.
     if (found.foreign === 'collision') return result
-    // Heard only by the session holding the lock now (see PostgresLock).
+    // Heard only by the session holding the lock now (see lock.ts).
     await s.query('SELECT pg_notify($1, $2)', [`instance_lock_${backendPid}`, `stop ${id.lockId}`])
     if (await this.#gone(s, id, backendPid, timeout)) return { ...result, stopped: true }
     // Without the record table no holder can be told from another application

@@ -1,3 +1,4 @@
+import { parseRecord } from '../../core/record.js'
 import type { Session } from './session.js'
 import type { ClusterHolder } from './types.js'
 
@@ -180,33 +181,15 @@ function classify(
     found.foreign = 'collision'
     return found
   }
-  const holder = parseRecord(record, name, key, backendPid)
+  const holder = parseHolder(record, name, key, backendPid)
   if (holder === undefined) found.foreign = 'unknown'
   else found.holder = holder
   return found
 }
 
-/** A record is information, not proof: shaped into a holder only if well-formed and naming this lock. */
-function parseRecord(text: string, name: string, key: string | undefined, backendPid: number): ClusterHolder | undefined {
-  let r: Record<string, unknown>
-  try {
-    r = JSON.parse(text) as Record<string, unknown>
-  } catch {
-    return undefined
-  }
-  if (r === null || typeof r !== 'object') return undefined
-  const { pid, hostname, startedAt, data, ready } = r
-  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) return undefined
-  if (typeof hostname !== 'string' || typeof startedAt !== 'string' || r.name !== name || (r.key ?? undefined) !== key) return undefined
-  return {
-    pid,
-    hostname,
-    startedAt,
-    name,
-    ...(key === undefined ? {} : { key }),
-    scope: 'cluster',
-    ...(data !== null && typeof data === 'object' && !Array.isArray(data) ? { data: data as Record<string, unknown> } : {}),
-    ...(ready === true ? { ready: true } : {}),
-    backendPid,
-  }
+/** A record is information, not proof: shaped into a holder (core/record.ts) only if well-formed and naming this lock. */
+function parseHolder(text: string, name: string, key: string | undefined, backendPid: number): ClusterHolder | undefined {
+  const h = parseRecord(text, { name, scope: 'cluster' })
+  if (h === undefined || h.key !== key) return undefined
+  return { ...h, backendPid }
 }
