@@ -40,7 +40,7 @@ const SUN_PATH = process.platform === 'linux' ? 107 : 103
  * with long names and keys (up to 115 bytes) would leave no room for the
  * directory, so those are cut and tagged with a hash of the whole name.
  */
-export function socketName(loc: PosixLoc, sha256: (s: string) => string): string {
+function socketName(loc: PosixLoc, sha256: (s: string) => string): string {
   const base = loc.file.slice(0, -'.lock'.length)
   if (base.length <= 48) return `${base}.sock`
   return `${base.slice(0, 32)}~${sha256(loc.file).slice(0, 16)}.sock`

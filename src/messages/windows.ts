@@ -20,7 +20,7 @@ import type { Endpoint } from './unix.js'
  * pipe (GetNamedPipeServerProcessId) and it proved to be the holder: a name
  * squatted before the holder could create it is never sent anything.
  */
-export function pipeName(loc: Location): string {
+function pipeName(loc: Location): string {
   return `\\\\.\\pipe\\${loc.path}`
 }
 

@@ -49,7 +49,7 @@ FROM (VALUES ('statement_timeout', '0'), ('lock_timeout', '0'), ('idle_session_t
 WHERE s.name IN (SELECT name FROM pg_settings)`
 
 /** When the server gives up on a silent client, in ms: twice `lostAfter`, plus a second. */
-export function serverTimeout(lostAfter: number): number {
+function serverTimeout(lostAfter: number): number {
   return 2 * lostAfter + 1000
 }
 
