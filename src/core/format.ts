@@ -1,5 +1,4 @@
-import type { Location } from './backend.js'
-import { describeLock } from './lock.js'
+import { describeLock, type HeldAt } from './lock.js'
 import type { Ending } from '../api/stop.js'
 import type { Holder, LockStatus } from '../api/types.js'
 import type { ClusterHolder, ClusterLockStatus, ClusterStopResult } from '../backends/postgres/types.js'
@@ -13,7 +12,18 @@ import type { ClusterHolder, ClusterLockStatus, ClusterStopResult } from '../bac
  * The one message the guard prints when another instance is running. `dir`:
  * the lock directory the caller chose, which the stop command must name too.
  */
-export function conflictMessage(loc: Pick<Location, 'name' | 'key' | 'scope'>, holder: Holder | undefined, dir?: string): string {
+/**
+ * What the guard prints when the lock is held: who holds it, and the command
+ * that stops it (`dir`: the directory the lock is in, when not the scope's
+ * own; a PostgreSQL lock's command names `postgresUrl`, or the environment
+ * variable when the URL is not known).
+ */
+export function conflictMessage(
+  loc: Pick<HeldAt, 'name' | 'key' | 'scope'>,
+  holder: Pick<Holder, 'pid' | 'hostname' | 'startedAt' | 'data'> | undefined,
+  dir?: string,
+  postgresUrl?: string,
+): string {
   const lines = [`instance-lock: ${describeLock(loc).replace(/^Lock /, '')} is already running`]
   if (holder !== undefined) {
     const since = new Date(holder.startedAt)
@@ -27,15 +37,16 @@ export function conflictMessage(loc: Pick<Location, 'name' | 'key' | 'scope'>, h
       )
     }
   }
-  lines.push(`  stop it with: ${stopCommand(loc, dir)}`)
+  lines.push(`  stop it with: ${stopCommand(loc, dir, postgresUrl)}`)
   return lines.join('\n') + '\n'
 }
 
-function stopCommand(loc: Pick<Location, 'name' | 'key' | 'scope'>, dir?: string): string {
+function stopCommand(loc: Pick<HeldAt, 'name' | 'key' | 'scope'>, dir: string | undefined, postgresUrl: string | undefined): string {
   const args = ['npx', 'instance-lock', 'stop', loc.name]
   if (loc.scope === 'machine') args.push('--scope', 'machine')
   if (loc.key !== undefined) args.push('--key', shellQuote(loc.key))
   if (dir !== undefined) args.push('--dir', shellQuote(dir))
+  if (loc.scope === 'cluster') args.push('--postgres', postgresUrl === undefined ? '"$INSTANCE_LOCK_POSTGRES"' : shellQuote(postgresUrl))
   return args.join(' ')
 }
 

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { serverLock, type HeldAt, type Holding, type Lock } from '../../core/lock.js'
+import { describeLock, serverLock, type HeldAt, type Holding, type Lock } from '../../core/lock.js'
 import { makeRecord } from '../../core/record.js'
 import { coded, type Session } from './session.js'
 import type { ClusterHolder } from './types.js'
@@ -83,8 +83,7 @@ function watch(lostAfter: number, loc: ServerLocation, h: Held, lose: (err: Erro
     stop()
     h.lost = true
     s.destroy()
-    const what = `Lock "${loc.name}"${loc.key === undefined ? '' : ` for ${JSON.stringify(loc.key)}`}`
-    const err = coded(`${what} was lost: its PostgreSQL session ended or became unreachable (${cause.message}); another process may hold it now`, 'ELOCKLOST', cause)
+    const err = coded(`${describeLock(loc)} was lost: its PostgreSQL session ended or became unreachable (${cause.message}); another process may hold it now`, 'ELOCKLOST', cause)
     ;(err as { path?: string }).path = loc.path
     lose(err)
   }

@@ -1,6 +1,8 @@
 import { abortError, invalidArgType, invalidArgValue, isLockedError } from '../../core/errors.js'
 import { checkBoolean, checkData, checkKey, checkName, checkOptionsObject, checkSignal, checkTimeout } from '../../api/validate.js'
 import { checkConfig, type Settings } from './config.js'
+import { conflictMessage } from '../../core/format.js'
+import { describeLock } from '../../core/lock.js'
 import { advisoryKey } from './identity.js'
 import { heldLock, holding, type Held, type Owner, type PostgresLock, type ServerLocation } from './lock.js'
 import type { Holding } from '../../core/lock.js'
@@ -73,7 +75,7 @@ function identity(name: unknown, options: unknown): Identity & { o: Record<strin
 }
 
 function describe(id: Pick<Identity, 'name' | 'key'>): string {
-  return `Lock "${id.name}"${id.key === undefined ? '' : ` for ${JSON.stringify(id.key)}`}`
+  return describeLock({ ...id, scope: 'cluster' })
 }
 
 /** A connection that failed under an acquisition, said so, with the cause; the lock is not held. */
@@ -428,7 +430,7 @@ class Locks implements PostgresLocks, Owner {
         lock = await this.tryLock(id.name, opts)
       } catch (e) {
         if (!(e instanceof LockedError) || onLocked === 'throw') throw e
-        process.stderr.write(conflictMessage(id, e.holder, this.#settings.url))
+        process.stderr.write(conflictMessage({ ...id, scope: 'cluster' }, e.holder, undefined, this.#settings.url))
         process.exit(exitCode ?? 1)
       }
     }
@@ -463,19 +465,6 @@ function lockedError(id: Identity, found: Found | undefined): LockedError {
     return new LockedError(`${what} is held by server process ${found.backendPid}, which wrote no record of this lock: another application may use the same advisory lock key`)
   }
   return new LockedError(`${what} is held by another session${found?.backendPid === undefined ? '' : ` (server process ${found.backendPid})`}`)
-}
-
-function conflictMessage(id: Identity, holder: ClusterHolder | undefined, url: string | undefined): string {
-  let line = `instance-lock: "${id.name}"${id.key === undefined ? '' : ` for ${JSON.stringify(id.key)}`} is already running`
-  if (holder !== undefined) line += ` as pid ${holder.pid} on ${holder.hostname}, since ${holder.startedAt}`
-  const args = ['npx', 'instance-lock', 'stop', id.name]
-  if (id.key !== undefined) args.push('--key', quote(id.key))
-  args.push('--postgres', url === undefined ? '"$INSTANCE_LOCK_POSTGRES"' : quote(url))
-  return `${line}\n  stop it with: ${args.join(' ')}\n`
-}
-
-function quote(s: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
 }
 
 /**
