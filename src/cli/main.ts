@@ -449,8 +449,8 @@ async function stopVerb(args: string[]): Promise<number> {
   const signal = values.signal === undefined ? 'SIGTERM' : signalName(values.signal as string)
   const force = values.force === true
   const { name, ...opts } = o
-  const r = await stop(name!, { ...opts, signal, timeout, force })
   const which = identify(name!, opts)
+  const r = await stop(name!, { ...opts, signal, timeout, force })
   const report = stopReport(describeLock(which), r, { timeout, signal })
   if (report.out !== undefined) out(report.out)
   if (report.err !== undefined) err(report.err)
