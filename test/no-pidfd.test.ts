@@ -23,7 +23,7 @@ describe.skipIf(process.platform !== 'linux')('stop() where pidfd_open is refuse
     const dir = tmpDir()
     for (const name of [uniqueName(), uniqueName()]) {
       const holder = await startHolder(name, { dir }, 'hold')
-      expect(await stop(name, { dir })).toEqual({ stopped: true, pid: holder.pid, forced: false })
+      expect(await stop(name, { dir })).toEqual({ stopped: true, pid: holder.pid, forced: false, holder: expect.objectContaining({ name, pid: holder.pid }) })
       expect(await holder.exited).toEqual({ code: null, signal: 'SIGTERM' })
       tryLock(name, { dir }).release()
     }

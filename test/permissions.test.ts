@@ -112,7 +112,7 @@ describe.skipIf(OTHER_USERS !== undefined)('cross-user', () => {
     const nobody = await spawnChildAs(65534)
     // uid 65534 may not read root's /proc/<pid>/fdinfo: no proof, no signal.
     const r = await nobody.call('stop', name, { scope: 'machine', timeout: 200 })
-    expect(r).toEqual({ stopped: false, forced: false })
+    expect(r).toEqual({ stopped: false, forced: false, holder: expect.objectContaining({ name, pid: process.pid }), unverified: 'unseen' })
     expect(mine.released).toBe(false)
     expect(() => tryLock(name, { scope: 'machine' })).toThrow(expect.objectContaining({ code: 'ELOCKED' }))
     mine.release()

@@ -174,6 +174,7 @@ describe('stop(): a holder that exits and whose pid is reused before its signal'
     const died = new Promise<NodeJS.Signals | null>((resolve) => sleeper!.once('exit', (_code, signal) => resolve(signal)))
     sleeper!.kill('SIGKILL')
     expect(await died).toBe('SIGKILL')
-    expect(r).toEqual({ stopped: true, forced: false })
+    // Nobody signalled: no pid; the record read is the exited holder's.
+    expect(r).toEqual({ stopped: true, forced: false, holder: expect.objectContaining({ name, pid: holder }) })
   })
 })

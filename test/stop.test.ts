@@ -1,4 +1,5 @@
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { inspect, lock, stop, tryLock } from '../src/index.js'
@@ -33,7 +34,8 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     forgeRecord(holder.path!, name, bystander.pid)
     expect(inspect(name, { dir }).holder?.pid).toBe(bystander.pid)
 
-    expect(await stop(name, { dir })).toEqual({ stopped: true, pid: holder.pid, forced: false })
+    // The record is reported as read, naming the bystander; `pid` is whom the kernel vouched for.
+    expect(await stop(name, { dir })).toEqual({ stopped: true, pid: holder.pid, forced: false, holder: expect.objectContaining({ name, pid: bystander.pid }) })
     expect(await holder.exited).toEqual({ code: null, signal: 'SIGTERM' })
     expect(await signalsSeen(bystander)).toEqual([])
     tryLock(name, { dir }).release()
@@ -60,7 +62,7 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     expect(inspect(name, { dir }).locked).toBe(true)
 
     run.endInput() // COMMAND exits; only now is the lock free
-    expect(await stopping).toEqual({ stopped: true, pid: run.pid, forced: false })
+    expect(await stopping).toEqual({ stopped: true, pid: run.pid, forced: false, holder: expect.objectContaining({ name, pid: run.pid }) })
     await expect.poll(() => hasExited(commandPid), { timeout: 10_000 }).toBe(true)
     tryLock(name, { dir }).release()
   })
@@ -71,12 +73,17 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     const holder = await startHolder(name, { dir }, 'stubborn')
 
     const t0 = Date.now()
-    expect(await stop(name, { dir, timeout: 1000 })).toEqual({ stopped: false, pid: holder.pid, forced: false })
+    expect(await stop(name, { dir, timeout: 1000 })).toEqual({ stopped: false, pid: holder.pid, forced: false, holder: expect.objectContaining({ name, pid: holder.pid }) })
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900)
     expect(await signalsSeen(holder)).toEqual(['SIGTERM'])
     expect(inspect(name, { dir }).locked).toBe(true)
 
-    expect(await stop(name, { dir, timeout: 1000, force: true })).toEqual({ stopped: true, pid: holder.pid, forced: true })
+    expect(await stop(name, { dir, timeout: 1000, force: true })).toEqual({
+      stopped: true,
+      pid: holder.pid,
+      forced: true,
+      holder: expect.objectContaining({ name, pid: holder.pid }),
+    })
     expect(await holder.exited).toEqual({ code: null, signal: 'SIGKILL' })
     tryLock(name, { dir }).release()
   })
@@ -85,7 +92,7 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     const dir = tmpDir()
     const name = uniqueName()
     const holder = await startHolder(name, { dir }, 'hold')
-    expect(await stop(name, { dir, signal: 'SIGUSR2' })).toEqual({ stopped: true, pid: holder.pid, forced: false })
+    expect(await stop(name, { dir, signal: 'SIGUSR2' })).toEqual({ stopped: true, pid: holder.pid, forced: false, holder: expect.objectContaining({ name, pid: holder.pid }) })
     expect(await holder.exited).toEqual({ code: null, signal: 'SIGUSR2' })
   })
 
@@ -96,7 +103,8 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     // This process waits for the lock and takes it the moment the old holder dies.
     const next = lock(name, { dir })
     const r = await stop(name, { dir, timeout: 10_000 })
-    expect(r).toEqual({ stopped: true, pid: old.pid, forced: false })
+    // Stopped, though the lock is held again: by this process, the successor, whose record is reported.
+    expect(r).toEqual({ stopped: true, pid: old.pid, forced: false, successor: process.pid, holder: expect.objectContaining({ name, pid: process.pid }) })
     const mine = await next
     expect(mine.released).toBe(false)
     mine.release()
@@ -109,7 +117,8 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     const stopping = stop(name, { dir, timeout: 10_000 })
     // A record read a moment before a newcomer took the lock looks just like this.
     const newcomer = await usurpOnceSignalled(name, { dir }, old)
-    expect(await stopping).toEqual({ stopped: true, pid: old.pid, forced: false })
+    // The newcomer's record is the old one's copy: not reported as its own.
+    expect(await stopping).toEqual({ stopped: true, pid: old.pid, forced: false, successor: newcomer.pid })
     expect(await signalsSeen(newcomer)).toEqual([])
   })
 
@@ -125,6 +134,23 @@ describe.skipIf(process.platform !== 'linux')('stop(): the verified holder, and 
     expect(r).toMatchObject({ code: 1, stdout: '' })
     expect(r.stderr).toContain(`: pid ${old.pid} let go, and another instance (pid ${newcomer.pid}) took the lock at once; it was left alone`)
     expect(await signalsSeen(newcomer)).toEqual([])
+  })
+
+  it("reports the holder it found: the record's name, key, data and readiness", async () => {
+    const dir = tmpDir()
+    const name = uniqueName()
+    const holder = await startHolder(name, { dir, key: 'eu-west', data: { port: 5858 } }, 'hold')
+    const r = await stop(name, { dir, key: 'eu-west' })
+    expect(r).toEqual({
+      stopped: true,
+      pid: holder.pid,
+      forced: false,
+      holder: expect.objectContaining({ pid: holder.pid, name, key: 'eu-west', scope: 'user', data: { port: 5858 } }),
+    })
+    expect(r.holder!.hostname).toBe(os.hostname())
+    expect(Date.parse(r.holder!.startedAt)).toBeLessThanOrEqual(Date.now())
+    expect(r).not.toHaveProperty('successor')
+    expect(r).not.toHaveProperty('unverified')
   })
 
   it('refuses a lock this process holds instead of signalling itself', async () => {

@@ -13,6 +13,7 @@ import type { Observation, Outcome, Sighting, Step } from '../core/stopping.js'
 import type { StopOptions, StopResult } from './types.js'
 import { checkIdentity, checkTimeout } from './validate.js'
 
+/** `stop()`'s and `onLocked: 'replace'`'s documented default `timeout`, which the command line's help and report name. */
 export const DEFAULT_TIMEOUT = 10_000
 
 /** How ending the current holder went, and the lock a replace took. */
@@ -125,7 +126,9 @@ export function checkStopOptions(o: Record<string, unknown>): Omit<EndOptions, '
  * forced: false }` without a pid when nothing held it (or its holder exited
  * on its own before it could be signalled), and `{ stopped: false }`
  * when it is still held, or held by a process that could not be verified
- * (nothing was signalled then). A lock this process holds is refused with
+ * (nothing was signalled then; `unverified` says why). `holder` is the
+ * record last read, and `successor` the instance that took the lock as soon
+ * as the one stopped let go. A lock this process holds is refused with
  * `LockedError`: release it instead.
  *
  * @example
@@ -134,9 +137,20 @@ export function checkStopOptions(o: Record<string, unknown>): Omit<EndOptions, '
 export async function stop(name: string, options?: StopOptions): Promise<StopResult> {
   const id = checkIdentity(name, options)
   const opts = checkStopOptions(id.options)
-  const e = await endHolder(locateIdentity(id), opts)
+  return stopResult(await endHolder(locateIdentity(id), opts))
+}
+
+/** What a stop concluded, as `StopResult` tells it: all the command line's report needs. */
+function stopResult(e: Outcome): StopResult {
   const r: StopResult = { stopped: e.state === 'free' || e.state === 'gone', forced: e.forced }
   if (e.pid !== undefined) r.pid = e.pid
+  if (e.holder !== undefined) r.holder = e.holder
+  if (e.successor !== undefined) r.successor = e.successor
+  // Whether this system can prove a holder at all is said here, with the one
+  // result it explains, rather than as a constant of its own: a user of
+  // stop() (and the command line) needs it only to tell why nobody was
+  // signalled, and to know whether doing it as another user could help.
+  if (e.state === 'unproven') r.unverified = backend.provesHolders ? 'unseen' : 'unsupported'
   return r
 }
 

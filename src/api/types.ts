@@ -142,4 +142,28 @@ export interface StopResult {
   pid?: number
   /** It had to be killed. */
   forced: boolean
+  /**
+   * The holder's record as stop last read it, when it was held and the record
+   * readable: who took the lock, with what data. Its `pid` is the record's
+   * word, never verified here (the process signalled is `pid` above); with
+   * `successor`, it is the successor's record, if it had written one.
+   */
+  holder?: Holder
+  /**
+   * Another instance took the lock the moment the one stopped let go (or as
+   * it was first looked at), and was left alone: its pid. `stopped` is true,
+   * as the instance found is gone, but the lock is held again, by that
+   * process.
+   */
+  successor?: number
+  /**
+   * The lock is held but no process could be verified as its holder, so
+   * nothing was signalled (`stopped` is false), and why:
+   * `'unsupported'`, this system cannot tell which process holds a lock
+   * (flock on macOS and the BSDs), so no holder is ever signalled here;
+   * `'unseen'`, none this process may see holds it (the holder runs as
+   * another user or in another pid namespace, such as a container), or each
+   * one found let go before its signal while the lock stayed held.
+   */
+  unverified?: 'unsupported' | 'unseen'
 }

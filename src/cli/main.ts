@@ -4,19 +4,17 @@ import { readFileSync } from 'node:fs'
 import { constants } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
-import type { Location } from '../core/backend.js'
 import { postgresCli, postgresUrl } from '../backends/postgres/cli.js'
 import { RUN_OPTIONS } from './run-options.js'
 import { LockedError } from '../core/errors.js'
 import { conflictMessage, shellQuote, statusTable, statusText, stopReport } from '../core/format.js'
-import { inspect, list, lock, send, singleInstance, tryLock, waitFor } from '../api/index.js'
+import { inspect, list, lock, send, singleInstance, stop, tryLock, waitFor } from '../api/index.js'
 import { describeLock, passOn } from '../core/lock.js'
 import type { Lock } from '../core/lock.js'
-import { locateIdentity } from '../core/locate.js'
-import { backend } from '../backends/index.js'
-import { DEFAULT_TIMEOUT, endHolder } from '../api/stop.js'
+import { identify } from '../api/status.js'
+import { DEFAULT_TIMEOUT } from '../api/stop.js'
 import type { LockOptions, LockStatus, Scope } from '../api/types.js'
-import { checkData, checkDir, checkIdentity, checkKey, checkName, checkScope } from '../api/validate.js'
+import { checkData, checkDir, checkKey, checkName, checkScope } from '../api/validate.js'
 import { DEFAULT_WAIT_FOR_TIMEOUT } from '../api/wait-for.js'
 
 // `instance-lock status | stop | run | wait`, as docs/cli.md describes. Exit
@@ -307,10 +305,6 @@ function identity(verb: Verb, name: string | undefined, v: Values): LockOptions 
   return o
 }
 
-function locate(name: string, o: LockOptions): Location {
-  return locateIdentity(checkIdentity(name, o))
-}
-
 /** The directory to name in a suggested command, when the user chose one. */
 function dirArg(o: LockOptions): string | undefined {
   return o.dir === undefined ? undefined : resolvePath(o.dir)
@@ -454,13 +448,17 @@ async function stopVerb(args: string[]): Promise<number> {
   const timeout = values.timeout === undefined ? DEFAULT_TIMEOUT : milliseconds('stop', '--timeout', values.timeout as string)
   const signal = values.signal === undefined ? 'SIGTERM' : signalName(values.signal as string)
   const force = values.force === true
-  const loc = locate(o.name!, o)
-  const e = await endHolder(loc, { signal, timeout, force })
-  const report = stopReport(describeLock(loc), e, { timeout, signal, provesHolders: backend.provesHolders })
+  const { name, ...opts } = o
+  const which = identify(name!, opts)
+  const r = await stop(name!, { ...opts, signal, timeout, force })
+  const report = stopReport(describeLock(which), r, { timeout, signal })
   if (report.out !== undefined) out(report.out)
   if (report.err !== undefined) err(report.err)
-  if (e.state === 'free' && e.pid === undefined) err(elsewhere('stop', loc, o.dir))
-  return e.state === 'free' ? 0 : EXIT_HELD
+  // Free, not taken by a successor; and if nothing was signalled, it was not
+  // held at all: perhaps another lock was meant.
+  const free = r.stopped && r.successor === undefined
+  if (free && r.pid === undefined) err(elsewhere('stop', which, o.dir))
+  return free ? 0 : EXIT_HELD
 }
 
 // ---------------------------------------------------------------------------
@@ -574,7 +572,6 @@ async function run(args: string[]): Promise<number> {
   const shown = command.map(shellQuote).join(' ')
   const data = { command: shown.length > 1024 ? `${shown.slice(0, 1024)}…` : shown, ...(values.data === undefined ? {} : dataArg(values.data as string)) }
   usage('run', () => checkData(data))
-  const loc = locate(o.name!, o)
   const opts: LockOptions = { scope: o.scope!, ...(o.key === undefined ? {} : { key: o.key }), ...(o.dir === undefined ? {} : { dir: o.dir }), data }
 
   let held: Lock
@@ -585,7 +582,7 @@ async function run(args: string[]): Promise<number> {
   } catch (e) {
     if (!(e instanceof LockedError)) throw e
     if (values.quiet === true) return conflictExit
-    let text = conflictMessage(loc, e.holder, dirArg(o))
+    let text = conflictMessage(identify(o.name!, opts), e.holder, dirArg(o))
     if (values.replace === true) text += `  it could not be replaced: ${e.message}\n`
     else if (values.wait !== undefined) text += `  still held after waiting ${wait} ms\n`
     else text += '  or run with --wait to wait for it, or with --replace to stop it first\n'

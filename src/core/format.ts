@@ -1,6 +1,5 @@
 import { describeLock, type HeldAt } from './lock.js'
-import type { Ending } from '../api/stop.js'
-import type { Holder, LockStatus } from '../api/types.js'
+import type { Holder, LockStatus, StopResult } from '../api/types.js'
 import type { ClusterHolder, ClusterLockStatus, ClusterStopResult } from '../backends/postgres/types.js'
 
 /**
@@ -122,38 +121,41 @@ function dataText(data: Record<string, unknown>): string {
     .join(' ')
 }
 
-/** What `stop` reports: on stdout when the lock is free, on stderr when it is not. */
-export function stopReport(what: string, e: Ending, how: { timeout: number; signal: string; provesHolders: boolean }): { out?: string; err?: string } {
+/**
+ * What `stop` reports: on stdout when the lock is free, on stderr when it is
+ * not. `how`: the timeout and signal the stop was asked for.
+ */
+export function stopReport(what: string, r: StopResult, how: { timeout: number; signal: string }): { out?: string; err?: string } {
   const { timeout, signal } = how
-  switch (e.state) {
-    case 'free':
-      return {
-        out:
-          e.pid === undefined
-            ? `${what} is not held; nothing to stop\n`
-            : `${what} is free: pid ${e.pid} ${e.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`,
-      }
-    case 'gone':
-      // The instance is stopped, but the lock is not free: another holds it.
-      return {
-        err:
-          e.pid === undefined
-            ? `${what} changed hands as it was looked at: pid ${e.successor} took the lock; nothing was signalled\n`
-            : `${what}: pid ${e.pid} ${e.forced ? 'was killed' : 'let go'}, and another instance (pid ${e.successor}) took the lock at once; it was left alone\n`,
-      }
-    case 'held':
-      return {
-        err: e.forced
-          ? `${what} is still held by pid ${e.pid} even after SIGKILL: the process may be stuck in the kernel (check its state with: ps -o stat= -p ${e.pid})\n`
-          : `${what} is still held by pid ${e.pid} ${timeout} ms after ${signal}. Give it longer with --timeout MS, or kill it with --force.\n`,
-      }
-    case 'unproven': {
-      const rec = e.holder === undefined ? '' : ` (its record names pid ${e.holder.pid} on ${e.holder.hostname})`
-      const why = how.provesHolders
+  if (r.unverified !== undefined) {
+    const rec = r.holder === undefined ? '' : ` (its record names pid ${r.holder.pid} on ${r.holder.hostname})`
+    const why =
+      r.unverified === 'unseen'
         ? 'The holder may run as another user or in another pid namespace (a container): run stop there, or as root.'
-        : `This system cannot tell which process holds a flock.${e.holder === undefined ? '' : ` If pid ${e.holder.pid} is the holder, stop it yourself: kill ${e.holder.pid}`}`
-      return { err: `${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n` }
+        : `This system cannot tell which process holds a flock.${r.holder === undefined ? '' : ` If pid ${r.holder.pid} is the holder, stop it yourself: kill ${r.holder.pid}`}`
+    return { err: `${what} is held${rec}, but no process could be verified as its holder, so nothing was signalled. ${why}\n` }
+  }
+  if (!r.stopped) {
+    return {
+      err: r.forced
+        ? `${what} is still held by pid ${r.pid} even after SIGKILL: the process may be stuck in the kernel (check its state with: ps -o stat= -p ${r.pid})\n`
+        : `${what} is still held by pid ${r.pid} ${timeout} ms after ${signal}. Give it longer with --timeout MS, or kill it with --force.\n`,
     }
+  }
+  if (r.successor !== undefined) {
+    // The instance is stopped, but the lock is not free: another holds it.
+    return {
+      err:
+        r.pid === undefined
+          ? `${what} changed hands as it was looked at: pid ${r.successor} took the lock; nothing was signalled\n`
+          : `${what}: pid ${r.pid} ${r.forced ? 'was killed' : 'let go'}, and another instance (pid ${r.successor}) took the lock at once; it was left alone\n`,
+    }
+  }
+  return {
+    out:
+      r.pid === undefined
+        ? `${what} is not held; nothing to stop\n`
+        : `${what} is free: pid ${r.pid} ${r.forced ? `was killed (SIGKILL) after ${timeout} ms` : `exited on ${signal}`}\n`,
   }
 }
 
