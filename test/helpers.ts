@@ -155,6 +155,8 @@ export function copyForOthers(): { dir: string; root: string; child: string } {
   copy('node_modules/node-gyp-build')
   const child = path.join(dir, 'child.cjs')
   fs.copyFileSync(CHILD, child)
+  // What the child loads the package through.
+  fs.copyFileSync(path.join(path.dirname(CHILD), 'backend.cjs'), path.join(dir, 'backend.cjs'))
   openToAll(dir)
   return (forOthers = { dir, root, child })
 }

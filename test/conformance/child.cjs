@@ -2,12 +2,16 @@
 // loads the package from IL_ROOT (the staged Windows package under Wine, the
 // repo on Unix) the way a user's program does, does what it is asked and
 // answers each request. Plain Node, no test framework, so it runs wherever
-// node.exe runs.
+// node.exe runs. IL_BACKEND chooses the backend, as for the runner
+// (backend.cjs).
 'use strict'
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
-const il = require(process.env.IL_ROOT)
+const backend = require('./backend.cjs').load(process.env.IL_ROOT)
+const { il, released } = backend
 
+// By path; a released lock stays until another of the path replaces it, so
+// that what it does once released can be asked.
 const held = new Map()
 // The AbortControllers of pending lock() calls, by tag.
 const controllers = new Map()
@@ -29,8 +33,8 @@ function keep(lock) {
 }
 
 const ops = {
-  tryLock(name, options) {
-    return keep(il.tryLock(name, options))
+  async tryLock(name, options) {
+    return keep(await il.tryLock(name, options))
   },
   async lock(name, options) {
     return keep(await il.lock(name, options))
@@ -58,16 +62,22 @@ const ops = {
     const { signal } = held.get(path)
     return { isAbortSignal: signal instanceof AbortSignal, aborted: signal.aborted, reason: signal.reason?.code }
   },
-  release(path) {
-    held.get(path).release()
-    held.delete(path)
-    return { t: Date.now() }
+  // When the release was asked for; answers once another process can take the lock.
+  async release(path) {
+    const t = Date.now()
+    await released(held.get(path))
+    return { t }
   },
-  update(path, data) {
-    held.get(path).update(data)
+  // Answer once another process sees what they wrote.
+  async update(path, data) {
+    const lock = held.get(path)
+    lock.update(data)
+    await backend.written(lock)
   },
-  ready(path, data) {
-    held.get(path).ready(data)
+  async ready(path, data) {
+    const lock = held.get(path)
+    lock.ready(data)
+    await backend.written(lock)
   },
   inspect(name, options) {
     return il.inspect(name, options)
@@ -76,24 +86,24 @@ const ops = {
     return il.list(options)
   },
   // Inspects as fast as it can for `ms`.
-  inspectLoop(name, options, ms) {
+  async inspectLoop(name, options, ms) {
     const end = Date.now() + ms
     let n = 0
     while (Date.now() < end) {
-      il.inspect(name, options)
+      await il.inspect(name, options)
       n++
     }
     return n
   },
   // Takes and releases as fast as it can for `ms`; nobody else takes the
   // lock meanwhile, so every tryLock must succeed.
-  tryLoop(name, options, ms) {
+  async tryLoop(name, options, ms) {
     const end = Date.now() + ms
     let acquired = 0
     const failures = []
     while (Date.now() < end) {
       try {
-        il.tryLock(name, options).release()
+        await released(await il.tryLock(name, options))
         acquired++
       } catch (err) {
         failures.push(err.code)
@@ -113,7 +123,7 @@ const ops = {
       if (mode === 'try') {
         for (;;) {
           try {
-            lock = il.tryLock(name, options)
+            lock = await il.tryLock(name, options)
             break
           } catch (err) {
             if (err.code !== 'ELOCKED') throw err
@@ -137,7 +147,7 @@ const ops = {
         fs.closeSync(fd)
         fs.unlinkSync(marker)
       }
-      lock.release()
+      await released(lock)
     }
     return { overlaps, contended }
   },
@@ -159,8 +169,8 @@ const ops = {
     }
     return out
   },
-  guard(name, options) {
-    keep(il.singleInstance(name, options))
+  async guard(name, options) {
+    keep(await il.singleInstance(name, options))
     return { pid: process.pid }
   },
   async stop(name, options) {

@@ -8,6 +8,8 @@
 // package's choice, so INSTANCE_LOCK_PREBUILD selects another build (the
 // portable one). Children are forked with this same node binary and
 // environment, and so load the same addon and share a Wine prefix.
+// IL_BACKEND=postgres (with IL_POSTGRES_URL) drives the PostgreSQL backend
+// instead, in this process and the children (backend.cjs).
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
@@ -19,24 +21,43 @@ import { fileURLToPath } from 'node:url'
 export const here = path.dirname(fileURLToPath(import.meta.url))
 export const ROOT = process.env.IL_ROOT ?? path.resolve(here, '..', '..')
 const requireHere = createRequire(import.meta.url)
-export const il = requireHere(ROOT)
+const backend = requireHere('./backend.cjs').load(ROOT)
+export const il = backend.il
 export const WIN = process.platform === 'win32'
 export const work = fs.mkdtempSync(path.join(os.tmpdir(), 'il-conformance-'))
 
 /**
- * What the backend under test can do, as the loaded addon says (the same
- * module the package loaded: node-gyp-build picks the same file, and Node
- * loads a file once). Windows proves holders by the mutex's owner; flock
- * proves them from /proc on Linux only, and waits in the kernel on threads
- * of the addon's own only there.
+ * What the backend under test can do: backend.cjs's capabilities and, for
+ * the local backend, what the loaded addon says (the same module the package
+ * loaded: node-gyp-build picks the same file, and Node loads a file once).
+ * Windows proves holders by the mutex's owner; flock proves them from /proc
+ * on Linux only, and waits in the kernel on threads of the addon's own only
+ * there. PostgreSQL proves them by the server's lock table, and waits on the
+ * server.
  */
 export const BACKEND = (() => {
-  if (WIN) return { name: 'win32 named mutexes', provesHolders: true, blockingWaits: true }
+  if (backend.kind === 'postgres') return { ...backend, name: 'PostgreSQL', provesHolders: true, blockingWaits: true }
+  if (WIN) return { ...backend, name: 'win32 named mutexes', provesHolders: true, blockingWaits: true }
   const addon = createRequire(path.join(ROOT, 'package.json'))('node-gyp-build')(ROOT)
   const provesHolders = addon.PROVES_HOLDERS === true
   const blockingWaits = typeof addon.waitInit === 'function'
-  return { name: provesHolders ? 'flock (Linux)' : 'flock (portable)', provesHolders, blockingWaits }
+  return { ...backend, name: provesHolders ? 'flock (Linux)' : 'flock (portable)', provesHolders, blockingWaits }
 })()
+
+/** Releases `lock`; resolves once another process can take it. */
+export const released = (lock) => backend.released(lock)
+
+/** Resolves once `count` waits for the lock `n` are queued (see backend.cjs). */
+export const queued = (n, count) => backend.queued(n, count)
+
+/**
+ * Takes `n`, whose holder was killed: the kernel frees a lock as its
+ * holder's process ends, a server once it sees the connection close (on a
+ * live host within 1 s, the API says; waited for generously here).
+ */
+export function takeFreed(n) {
+  return BACKEND.freedAtExit ? il.tryLock(n) : il.lock(n, { timeout: 10_000 })
+}
 
 const SCENARIO_LIMIT = 120_000
 const live = new Set()
@@ -81,6 +102,18 @@ export async function fails(fn, what) {
     return err
   }
   return rejects(p, what)
+}
+
+/**
+ * The error a call fails with, with `code`: thrown in the call where the
+ * backend answers synchronously (the local tryLock, inspect and list must),
+ * thrown or rejected elsewhere.
+ */
+export async function refused(fn, code, what) {
+  if (BACKEND.sync) return throws(fn, code, what)
+  const err = await fails(fn, what)
+  eq(err.code, code, `${what} code`)
+  return err
 }
 
 /** `p`, or an error if it has not settled within a generous `ms`. */
@@ -219,6 +252,7 @@ export async function run(filter) {
       await Promise.all([...live].map((c) => c.kill()))
     }
   }
+  await within(backend.close(), 30_000, 'the backend closing its connections')
   for (const m of metrics) console.log(`# ${m}`)
   console.log(`# node ${process.version} ${process.platform}-${process.arch}, ${Date.now() - started} ms`)
   fs.rmSync(work, { recursive: true, force: true })
