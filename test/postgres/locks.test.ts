@@ -151,6 +151,30 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
     }
   })
 
+  it('waits of one process queue in it: one that times out behind another names the holder, and the other goes on', async () => {
+    const name = uniqueName('turns')
+    const holder = postgres(server.url)
+    const waiter = postgres(server.url)
+    try {
+      const l = await holder.tryLock(name, { data: { role: 'holder' } })
+      const first = waiter.lock(name)
+      const t0 = Date.now()
+      await expect(waiter.lock(name, { timeout: 300 })).rejects.toMatchObject({ code: 'ELOCKED', holder: { pid: process.pid, data: { role: 'holder' } } })
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(290)
+      const third = waiter.lock(name, { timeout: 60_000 })
+      await l[Symbol.asyncDispose]()
+      const got = await first
+      expect(got.fence).toBeGreaterThan(l.fence)
+      await got[Symbol.asyncDispose]()
+      const last = await third
+      expect(last.fence).toBeGreaterThan(got.fence)
+      await last[Symbol.asyncDispose]()
+    } finally {
+      await holder.close()
+      await waiter.close()
+    }
+  })
+
   it('a wait cancelled while the lock is granted lets go of it', async () => {
     const name = uniqueName('grant')
     const a = postgres(server.url)

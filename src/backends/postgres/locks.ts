@@ -102,6 +102,8 @@ class Locks implements PostgresLocks, Owner {
   #records: Records
   #releases = new Set<Promise<void>>()
   #holding: Holding<ServerLocation, Held>
+  /** The waits of this process for each lock (by lockId), in the order asked; the first's turn is now. */
+  #turns = new Map<string, { go: () => void }[]>()
 
   constructor(settings: Settings) {
     this.#settings = settings
@@ -177,7 +179,58 @@ class Locks implements PostgresLocks, Owner {
     const signal = waits ? checkSignal(id.o.signal) : undefined
     if (signal?.aborted) throw abortError(signal)
     const started = Date.now()
+    if (timeout === 0) return this.#acquireNow(id, data, 0, undefined, started)
+    const end = await this.#turn(id, timeout, signal)
+    try {
+      return await this.#acquireNow(id, data, timeout, signal, started)
+    } finally {
+      end()
+    }
+  }
 
+  /**
+   * Waits for this wait's turn among the waits of this process for the
+   * lock, in the order they were asked, as the waits for a local lock queue
+   * (core/waiter.ts): only the first waits on the server. The server serves
+   * the waits it sees first come, first served, but two of one process, each
+   * on a connection of its own, could reach it in either order. Resolves
+   * with the end of the turn, which hands it to the next; rejects as the
+   * wait gives up in the queue, as it would on the server.
+   */
+  async #turn(id: Identity, timeout: number | undefined, signal: AbortSignal | undefined): Promise<() => void> {
+    const me = { go: () => {} }
+    const end = (): void => {
+      const q = this.#turns.get(id.lockId)!
+      const i = q.indexOf(me)
+      q.splice(i, 1)
+      if (q.length === 0) this.#turns.delete(id.lockId)
+      // The first one's turn ends: the next one's begins.
+      else if (i === 0) q[0]!.go()
+    }
+    const q = this.#turns.get(id.lockId)
+    if (q === undefined) {
+      this.#turns.set(id.lockId, [me])
+      return end
+    }
+    q.push(me)
+    let timer: NodeJS.Timeout | undefined
+    let onAbort: (() => void) | undefined
+    const outcome = await new Promise<'go' | 'timeout' | 'abort'>((resolve) => {
+      me.go = () => resolve('go')
+      if (timeout !== undefined && timeout !== Infinity) timer = setTimeout(() => resolve('timeout'), timeout)
+      if (signal !== undefined) signal.addEventListener('abort', (onAbort = () => resolve('abort')), { once: true })
+    })
+    clearTimeout(timer)
+    if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort)
+    if (outcome === 'go') return end
+    // Given up: out of the queue, and the turn passed on if it had just come.
+    end()
+    if (outcome === 'abort') throw abortError(signal!)
+    throw await this.#lockedError(id)
+  }
+
+  /** One try, then (`timeout` not 0) the wait on the server, on a session of its own. */
+  async #acquireNow(id: Identity, data: string | undefined, timeout: number | undefined, signal: AbortSignal | undefined, started: number): Promise<PostgresLock> {
     const loc = this.#location(id)
     const s = await this.#take()
     let fence: string | null
