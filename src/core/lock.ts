@@ -28,8 +28,13 @@ export type HeldAt = Omit<Location, 'scope'> & { scope: RecordScope }
 export interface Holding<L extends HeldAt = HeldAt, H = unknown> {
   /** The holder record to write (src/core/record.ts `makeRecord`, with this backend's host name). */
   record(loc: L, data: string | undefined, at: number, pid: number, ready: boolean): string
-  /** Writes a new record for the held lock. */
-  update(loc: L, handle: H, record: string): void
+  /**
+   * Writes a new record for the held lock. A backend that writes it later
+   * (a server, a round trip away) returns a promise that settles, never
+   * rejecting, once it is written or can no longer be; `update()` and
+   * `ready()` return it (typed so in `PostgresLock`).
+   */
+  update(loc: L, handle: H, record: string): void | Promise<void>
   /**
    * Lets go of the lock. `shared`: the handle was handed to a child process
    * (`instance-lock run`), which holds the lock on; only our own reference
@@ -156,6 +161,9 @@ export class Lock implements Disposable, AsyncDisposable {
   #unwatch: (() => void) | undefined
   #listener: Listener | undefined
   #releasing: Promise<void> | undefined
+  // What the last update() or ready() returned: a PostgreSQL lock's promise
+  // that the record is on the server, which ready() called again returns.
+  #written: void | Promise<void> = undefined
 
   // Private, so that the published declaration is `private constructor()`
   // and a consumer's `new Lock()` does not compile; the token keeps
@@ -247,8 +255,10 @@ export class Lock implements Disposable, AsyncDisposable {
   update(data: Record<string, unknown>): void {
     const json = checkData(data)
     this.#assertHeld('its data can no longer be updated')
-    this.#ops.update(this.#loc, this.#handle, this.#record(json, this.#ready))
+    const written = (this.#written = this.#ops.update(this.#loc, this.#handle, this.#record(json, this.#ready)))
     this.#data = json
+    // A local lock's record is written when this returns: nothing to return.
+    return written as void
   }
 
   /**
@@ -266,10 +276,11 @@ export class Lock implements Disposable, AsyncDisposable {
   ready(data?: Record<string, unknown>): void {
     const json = data === undefined ? this.#data : checkData(data)
     this.#assertHeld('it can no longer be marked ready')
-    if (this.#ready && data === undefined) return
-    this.#ops.update(this.#loc, this.#handle, this.#record(json, true))
+    if (this.#ready && data === undefined) return this.#written as void
+    const written = (this.#written = this.#ops.update(this.#loc, this.#handle, this.#record(json, true)))
     this.#data = json
     this.#ready = true
+    return written as void
   }
 
   /**

@@ -11,8 +11,6 @@
 // API defines differently is said here, once:
 //   released(lock)  resolves once another process can take the lock: a
 //                   PostgreSQL release reaches the server a round trip later
-//   written(lock)   resolves once another process sees what update() and
-//                   ready() wrote: a PostgreSQL record is written behind them
 //   queued(name, n) resolves once n waits for the lock are queued: a local
 //                   lock() queues its wait in the call, a PostgreSQL one once
 //                   its connection reaches the server
@@ -57,7 +55,6 @@ function local(root) {
     freedAtExit: true,
     scope: 'user',
     released,
-    written: async () => {},
     queued: async () => {},
     close: async () => {},
   }
@@ -91,7 +88,6 @@ function postgresBackend(root) {
     ])
     return r.rows[0].n
   }
-  const keyOf = (lock) => (lock.key === undefined ? {} : { key: lock.key })
   return {
     kind: 'postgres',
     il,
@@ -109,13 +105,6 @@ function postgresBackend(root) {
     // call that connected would fail with ECONNREFUSED.
     offline: () => on(postgres('postgres://nobody@127.0.0.1:1/none')),
     released,
-    async written(lock) {
-      const want = lock.holder
-      await until(async () => {
-        const h = (await il.inspect(lock.name, keyOf(lock))).holder
-        return h !== undefined && JSON.stringify(h.data) === JSON.stringify(want.data) && h.ready === want.ready
-      }, `the record of "${lock.name}" written`)
-    },
     async queued(name, n) {
       const lockId = (await il.inspect(name)).path.split('#advisory=')[1]
       await until(async () => (await waits(lockId)) >= n, `${n} waits for "${name}" queued on the server`)

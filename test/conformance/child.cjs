@@ -68,16 +68,13 @@ const ops = {
     await released(held.get(path))
     return { t }
   },
-  // Answer once another process sees what they wrote.
+  // Answer once another process can see what they wrote: a local record is
+  // written when they return; a PostgreSQL one when their promise resolves.
   async update(path, data) {
-    const lock = held.get(path)
-    lock.update(data)
-    await backend.written(lock)
+    await held.get(path).update(data)
   },
   async ready(path, data) {
-    const lock = held.get(path)
-    lock.ready(data)
-    await backend.written(lock)
+    await held.get(path).ready(data)
   },
   inspect(name, options) {
     return il.inspect(name, options)

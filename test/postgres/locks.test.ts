@@ -175,6 +175,28 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
     }
   })
 
+  it('update() and ready() resolve once the record is on the server', async () => {
+    const name = uniqueName('record')
+    const a = postgres(server.url)
+    const b = postgres(server.url)
+    try {
+      const l = await a.tryLock(name, { data: { port: 1 } })
+      const written = l.update({ port: 2 })
+      expect(written).toBeInstanceOf(Promise)
+      await written
+      expect((await b.inspect(name)).holder).toMatchObject({ data: { port: 2 } })
+      await l.ready({ port: 3 })
+      expect((await b.inspect(name)).holder).toMatchObject({ data: { port: 3 }, ready: true })
+      // Called again without data: already ready, the same promise.
+      await l.ready()
+      await l[Symbol.asyncDispose]()
+      expect(() => l.update({})).toThrow(expect.objectContaining({ code: 'ERR_INVALID_STATE' }))
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
   it('a wait cancelled while the lock is granted lets go of it', async () => {
     const name = uniqueName('grant')
     const a = postgres(server.url)

@@ -215,7 +215,7 @@ function runHolding(io: CliIo, locks: PostgresLocks, held: PostgresLock, command
       io.err(`instance-lock: ${(held.signal.reason as Error).message}; stopping COMMAND\n`)
       child.kill('SIGTERM')
     })
-    if (ready) child.once('spawn', () => held.ready())
+    if (ready) child.once('spawn', () => void held.ready())
     child.once('error', (e: NodeJS.ErrnoException) => {
       io.err(`instance-lock: cannot run ${JSON.stringify(command[0])}: ${e.message}\n`)
       void finish(e.code === 'ENOENT' ? 127 : 126)

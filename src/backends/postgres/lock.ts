@@ -10,8 +10,17 @@ import type { ClusterHolder } from './types.js'
  * `release()` lets go at once, and the server frees the lock a round trip
  * later: `await lock[Symbol.asyncDispose]()` waits for that.
  */
-export type PostgresLock = Omit<Lock, 'scope' | 'holder' | 'fence' | 'onMessage' | 'recovered' | 'clusterPrimary'> & {
+export type PostgresLock = Omit<Lock, 'scope' | 'holder' | 'fence' | 'update' | 'ready' | 'onMessage' | 'recovered' | 'clusterPrimary'> & {
   readonly scope: 'cluster'
+  /**
+   * Replaces the holder's `data` in the record, as shown to `inspect()`,
+   * `list()` and `instance-lock status`. Resolves once the record is on the
+   * server (never rejects: a session that fails the write is a lost lock,
+   * which `signal` reports).
+   */
+  update(data: Record<string, unknown>): Promise<void>
+  /** Marks the holder ready (replacing its `data` when given), as `update()` does. Idempotent. */
+  ready(data?: Record<string, unknown>): Promise<void>
   /** What this process recorded as holder, and its session's server process. */
   readonly holder: ClusterHolder
   /**
@@ -56,10 +65,12 @@ export function holding(owner: Owner): Holding<ServerLocation, Held> {
   return {
     record: (loc, data, at, pid, ready) => makeRecord(host, loc, data, at, pid, ready),
     // Queued on the session behind any heartbeat; a session that fails it
-    // is lost, and says so through `signal`.
-    update(loc, h, record) {
-      owner.writeRecord(h.session, loc.lockId, loc.name, loc.key, record).catch(() => {})
-    },
+    // is lost, and says so through `signal`. Resolves once written or failed.
+    update: (loc, h, record) =>
+      owner.writeRecord(h.session, loc.lockId, loc.name, loc.key, record).then(
+        () => {},
+        () => {},
+      ),
     release: (_loc, h) => (h.lost ? Promise.resolve() : owner.giveBack(h.session)),
     watch: (loc, h, lose) => watch(owner.lostAfter, loc, h, lose),
     holderFields: (h) => ({ backendPid: h.session.pid }),
