@@ -98,6 +98,8 @@ describe('bad input is refused before anything is touched', () => {
     expect(() => singleInstance(name, { dir, onLocked: 'ignore' as 'exit' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_VALUE' }))
     expect(() => singleInstance(name, { dir, exitCode: -1 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
     expect(() => singleInstance(name, { dir, exitCode: 1.5 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
+    expect(() => singleInstance(name, { dir, exitCode: 256 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
+    expect(() => singleInstance(name, { dir, onLocked: 7 as unknown as 'exit' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))
     expect(fs.existsSync(dir)).toBe(false)
   })
 

@@ -14,8 +14,8 @@ import { statusAt, statusOf } from './status.js'
 import { current } from '../core/holder.js'
 import { makeRecord, parseRecord, recordAt } from '../core/record.js'
 import type { ForwardOptions, GuardOptions, Holder, ListOptions, LockOptions, LockStatus, ReplaceOptions, Scope, SendOptions, WaitOptions } from './types.js'
-import { checkDir, checkIdentity, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
-import { invalidArgType, invalidArgValue } from '../core/errors.js'
+import { checkDir, checkExitCode, checkIdentity, checkOnLocked, checkOptionsObject, checkScope, checkSignal, checkTimeout } from './validate.js'
+import { invalidArgType } from '../core/errors.js'
 import { loadMessages } from '../messages/load.js'
 import type { InstanceMessage, MessageHandler } from '../messages/types.js'
 
@@ -123,11 +123,7 @@ export function singleInstance(name: string, options?: GuardOptions): Lock
 export function singleInstance(name: string, options: ReplaceOptions | ForwardOptions): Promise<Lock>
 export function singleInstance(name: string, options?: GuardOptions | ReplaceOptions | ForwardOptions): Lock | Promise<Lock> {
   const id = checkIdentity(name, options)
-  const onLocked = id.options.onLocked ?? 'exit'
-  if (onLocked !== 'exit' && onLocked !== 'throw' && onLocked !== 'replace' && onLocked !== 'forward') {
-    if (typeof onLocked !== 'string') throw invalidArgType('onLocked', "'exit', 'throw', 'replace' or 'forward'", onLocked)
-    throw invalidArgValue('onLocked', `expected 'exit', 'throw', 'replace' or 'forward', got ${JSON.stringify(onLocked)}`)
-  }
+  const onLocked = checkOnLocked(id.options.onLocked, ['exit', 'throw', 'replace', 'forward'])
   const onSecond = id.options.onSecondInstance
   if (onSecond !== undefined && typeof onSecond !== 'function') throw invalidArgType('onSecondInstance', 'a function', onSecond)
   const listening = (lock: Lock): Lock => {
@@ -141,10 +137,7 @@ export function singleInstance(name: string, options?: GuardOptions | ReplaceOpt
     const primary = heldByPrimary(loc)
     return primary !== undefined ? Promise.resolve(primary) : replaceHolder(loc, id.data, timeout).then(listening)
   }
-  const exitCode = id.options.exitCode ?? 1
-  if (typeof exitCode !== 'number' || !Number.isInteger(exitCode) || exitCode < 0 || exitCode > 255) {
-    throw invalidArgType('exitCode', 'an integer from 0 to 255', exitCode)
-  }
+  const exitCode = checkExitCode(id.options.exitCode)
   const timeout = onLocked === 'forward' ? (checkTimeout(id.options.timeout) ?? DEFAULT_SEND_TIMEOUT) : 0
   const loc = locateIdentity(id)
   const r = acquireNow(loc, id.data)

@@ -103,3 +103,23 @@ export function checkIdentity(name: unknown, options: unknown): Identity & { opt
 }
 
 export type { LockOptions }
+
+/**
+ * A guard's `onLocked`, one of `allowed` (the PostgreSQL guard has no
+ * `'forward'`); `'exit'` when absent.
+ */
+export function checkOnLocked<T extends string>(value: unknown, allowed: readonly T[]): T {
+  if (value === undefined) return 'exit' as T
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T
+  const choices = allowed.map((a) => `'${a}'`)
+  const listed = `${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`
+  if (typeof value !== 'string') throw invalidArgType('onLocked', listed, value)
+  throw invalidArgValue('onLocked', `expected ${listed}, got ${JSON.stringify(value)}`)
+}
+
+/** A guard's `exitCode`: an integer from 0 to 255, as a process's exit status is; 1 when absent. */
+export function checkExitCode(value: unknown): number {
+  if (value === undefined) return 1
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 255) throw invalidArgType('exitCode', 'an integer from 0 to 255', value)
+  return value
+}

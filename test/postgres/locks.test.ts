@@ -244,6 +244,11 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
         [locks.inspect('..'), 'ERR_INVALID_ARG_VALUE'],
         [locks.stop('x', { force: 'yes' as unknown as boolean }), 'ERR_INVALID_ARG_TYPE'],
         [locks.singleInstance('x', { onLocked: 'kill' as 'exit' }), 'ERR_INVALID_ARG_VALUE'],
+        // As the local guard's: one validator for both.
+        [locks.singleInstance('x', { onLocked: 'forward' as 'exit' }), 'ERR_INVALID_ARG_VALUE'],
+        [locks.singleInstance('x', { onLocked: 7 as unknown as 'exit' }), 'ERR_INVALID_ARG_TYPE'],
+        [locks.singleInstance('x', { exitCode: 256 }), 'ERR_INVALID_ARG_TYPE'],
+        [locks.singleInstance('x', { exitCode: -1 }), 'ERR_INVALID_ARG_TYPE'],
       ]
       for (const [p, code] of cases) await expect(p).rejects.toMatchObject({ code })
       expect(() => postgres(42 as unknown as string)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG_TYPE' }))

@@ -1,5 +1,5 @@
-import { abortError, invalidArgType, invalidArgValue, isLockedError } from '../../core/errors.js'
-import { checkBoolean, checkData, checkKey, checkName, checkOptionsObject, checkSignal, checkTimeout } from '../../api/validate.js'
+import { abortError, isLockedError } from '../../core/errors.js'
+import { checkBoolean, checkData, checkExitCode, checkKey, checkName, checkOnLocked, checkOptionsObject, checkSignal, checkTimeout } from '../../api/validate.js'
 import { checkConfig, type Settings } from './config.js'
 import { conflictMessage } from '../../core/format.js'
 import { describeLock } from '../../core/lock.js'
@@ -459,14 +459,8 @@ class Locks implements PostgresLocks, Owner {
 
   async singleInstance(name: string, options?: ClusterGuardOptions): Promise<PostgresLock> {
     const id = identity(name, options)
-    const onLocked = id.o.onLocked ?? 'exit'
-    if (onLocked !== 'exit' && onLocked !== 'throw' && onLocked !== 'replace') {
-      throw invalidArgValue('onLocked', `expected 'exit', 'throw' or 'replace', got ${JSON.stringify(onLocked)}`)
-    }
-    const exitCode = id.o.exitCode
-    if (exitCode !== undefined && (typeof exitCode !== 'number' || !Number.isInteger(exitCode))) {
-      throw invalidArgType('exitCode', 'an integer', exitCode)
-    }
+    const onLocked = checkOnLocked(id.o.onLocked, ['exit', 'throw', 'replace'])
+    const exitCode = checkExitCode(id.o.exitCode)
     const timeout = checkTimeout(id.o.timeout) ?? STOP_TIMEOUT
     const opts = { key: id.key, data: id.o.data } as ClusterLockOptions
     let lock: PostgresLock
@@ -484,7 +478,7 @@ class Locks implements PostgresLocks, Owner {
       } catch (e) {
         if (!(e instanceof LockedError) || onLocked === 'throw') throw e
         process.stderr.write(conflictMessage({ ...id, scope: 'cluster' }, e.holder, undefined, this.#settings.url))
-        process.exit(exitCode ?? 1)
+        process.exit(exitCode)
       }
     }
     lock.signal.addEventListener('abort', () => {
