@@ -83,7 +83,7 @@ describe.each(servers)('postgres locks across processes ($name server)', (server
     started.push(a!, s!)
     expect((await a!.ask('try', { name, options: { data: { role: 'a' } } })).ok).toBe(true)
     const r = await s!.ask('stop', { name, options: { timeout: 10_000 } })
-    expect(r.result).toMatchObject({ stopped: true, pid: a!.child.pid, forced: false })
+    expect(r.result).toMatchObject({ stopped: true, pid: a!.child.pid, forced: false, holder: { pid: a!.child.pid, name, scope: 'cluster' } })
     expect((await a!.exited).signal).toBe('SIGTERM')
 
     const [stubborn] = await hosts(server.url, 1, { ignoreTerm: true })

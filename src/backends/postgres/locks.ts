@@ -424,6 +424,7 @@ class Locks implements PostgresLocks, Owner {
     if (found.holder !== undefined) {
       result.pid = found.holder.pid
       result.hostname = found.holder.hostname
+      result.holder = found.holder
     }
     // A lock whose holder's record names another identity is not ours to stop.
     if (found.foreign === 'collision') return result

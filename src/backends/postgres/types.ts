@@ -65,4 +65,6 @@ export interface ClusterStopResult {
   hostname?: string
   /** Its session had to be ended. */
   forced: boolean
+  /** The holder's record as stop found it (as the local `stop()` reports it): who held the lock, with what data. */
+  holder?: ClusterHolder
 }
