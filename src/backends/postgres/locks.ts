@@ -55,6 +55,13 @@ FROM (SELECT 1) one WHERE pg_backend_pid() = $2`
 const WAIT = `SELECT txid_current()::text AS fence
 FROM (SELECT pg_advisory_lock($1::int8) FROM (SELECT 1) one WHERE pg_backend_pid() = $2 OFFSET 0) l`
 
+/**
+ * The waits of this process for each lock (by path: the server, the
+ * database and the advisory key), whichever `postgres()` object asked, in
+ * the order asked; the first's turn is now (see `#turn`).
+ */
+const turns = new Map<string, { go: () => void }[]>()
+
 /** How long an unused connection is kept for the next acquisition. */
 const IDLE_MS = 10_000
 /** How often `stop` looks whether the holder has let go. */
@@ -102,8 +109,6 @@ class Locks implements PostgresLocks, Owner {
   #records: Records
   #releases = new Set<Promise<void>>()
   #holding: Holding<ServerLocation, Held>
-  /** The waits of this process for each lock (by lockId), in the order asked; the first's turn is now. */
-  #turns = new Map<string, { go: () => void }[]>()
 
   constructor(settings: Settings) {
     this.#settings = settings
@@ -198,18 +203,19 @@ class Locks implements PostgresLocks, Owner {
    * wait gives up in the queue, as it would on the server.
    */
   async #turn(id: Identity, timeout: number | undefined, signal: AbortSignal | undefined): Promise<() => void> {
+    const lock = this.#path(id)
     const me = { go: () => {} }
     const end = (): void => {
-      const q = this.#turns.get(id.lockId)!
+      const q = turns.get(lock)!
       const i = q.indexOf(me)
       q.splice(i, 1)
-      if (q.length === 0) this.#turns.delete(id.lockId)
+      if (q.length === 0) turns.delete(lock)
       // The first one's turn ends: the next one's begins.
       else if (i === 0) q[0]!.go()
     }
-    const q = this.#turns.get(id.lockId)
+    const q = turns.get(lock)
     if (q === undefined) {
-      this.#turns.set(id.lockId, [me])
+      turns.set(lock, [me])
       return end
     }
     q.push(me)
