@@ -152,27 +152,33 @@ describe.each(servers)('postgres locks ($name server)', (server) => {
     }
   })
 
-  it('waits of one process queue in it: one that times out behind another names the holder, and the other goes on', async () => {
+  it('waits of one process queue in it, whichever postgres() object made them; one that times out in the queue names the holder', async () => {
     const name = uniqueName('turns')
     const holder = postgres(server.url)
     const waiter = postgres(server.url)
+    const other = postgres(server.url)
     try {
       const l = await holder.tryLock(name, { data: { role: 'holder' } })
+      // Back to back, on two objects: each connects on its own, and either
+      // could reach the server first.
       const first = waiter.lock(name)
+      const second = other.lock(name, { timeout: 60_000 })
       const t0 = Date.now()
       await expect(waiter.lock(name, { timeout: 300 })).rejects.toMatchObject({ code: 'ELOCKED', holder: { pid: process.pid, data: { role: 'holder' } } })
       expect(Date.now() - t0).toBeGreaterThanOrEqual(290)
-      const third = waiter.lock(name, { timeout: 60_000 })
       await l[Symbol.asyncDispose]()
+      const winner = await Promise.race([first.then(() => 'first'), second.then(() => 'second')])
+      expect(winner).toBe('first')
       const got = await first
       expect(got.fence).toBeGreaterThan(l.fence)
       await got[Symbol.asyncDispose]()
-      const last = await third
+      const last = await second
       expect(last.fence).toBeGreaterThan(got.fence)
       await last[Symbol.asyncDispose]()
     } finally {
       await holder.close()
       await waiter.close()
+      await other.close()
     }
   })
 
