@@ -95,6 +95,26 @@ function dropped(settings: Settings, id: Identity, e: unknown): unknown {
   return coded(`The connection to PostgreSQL at ${settings.where} failed while acquiring ${describe(id)}: ${why}`, 'ECONNRESET', e)
 }
 
+/**
+ * What comes first: `start`'s event (it is handed the function to call
+ * then), the `timeout`, or an abort of `signal`. The timer and the listener
+ * are gone once it resolves.
+ */
+function firstOf(start: (done: () => void) => void, timeout: number | undefined, signal: AbortSignal | undefined): Promise<'done' | 'timeout' | 'abort'> {
+  return new Promise((resolve) => {
+    let timer: NodeJS.Timeout | undefined
+    const finish = (how: 'done' | 'timeout' | 'abort'): void => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      resolve(how)
+    }
+    const onAbort = (): void => finish('abort')
+    if (timeout !== undefined && timeout !== Infinity) timer = setTimeout(() => finish('timeout'), timeout)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    start(() => finish('done'))
+  })
+}
+
 function poolerError(settings: Settings): Error {
   return coded(
     `Cannot hold a lock through ${settings.where}: consecutive statements ran in different server processes, as behind a transaction-mode pooler (PgBouncer pool_mode=transaction). Connect to the server directly or through a session-mode pool.`,
@@ -219,16 +239,8 @@ class Locks implements PostgresLocks, Owner {
       return end
     }
     q.push(me)
-    let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
-    const outcome = await new Promise<'go' | 'timeout' | 'abort'>((resolve) => {
-      me.go = () => resolve('go')
-      if (timeout !== undefined && timeout !== Infinity) timer = setTimeout(() => resolve('timeout'), timeout)
-      if (signal !== undefined) signal.addEventListener('abort', (onAbort = () => resolve('abort')), { once: true })
-    })
-    clearTimeout(timer)
-    if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort)
-    if (outcome === 'go') return end
+    const outcome = await firstOf((done) => (me.go = done), timeout, signal)
+    if (outcome === 'done') return end
     // Given up: out of the queue, and the turn passed on if it had just come.
     end()
     if (outcome === 'abort') throw abortError(signal!)
@@ -276,29 +288,8 @@ class Locks implements PostgresLocks, Owner {
       (rows) => ({ rows, err: undefined }),
       (err: unknown) => ({ rows: undefined, err }),
     )
-    let gaveUp: 'timeout' | 'abort' | undefined
-    let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
-    await new Promise<void>((resolve) => {
-      if (timeout !== undefined && timeout !== Infinity) {
-        timer = setTimeout(() => {
-          gaveUp = 'timeout'
-          resolve()
-        }, timeout)
-      }
-      if (signal !== undefined) {
-        onAbort = () => {
-          gaveUp = 'abort'
-          resolve()
-        }
-        signal.addEventListener('abort', onAbort, { once: true })
-      }
-      void outcome.then(() => resolve())
-    })
-    clearTimeout(timer)
-    if (onAbort !== undefined) signal!.removeEventListener('abort', onAbort)
-
-    if (gaveUp === undefined) {
+    const first = await firstOf((done) => void outcome.then(done), timeout, signal)
+    if (first === 'done') {
       const { rows, err } = await outcome
       if (err !== undefined || rows === undefined) {
         s.destroy()
@@ -322,7 +313,7 @@ class Locks implements PostgresLocks, Owner {
         s.destroy()
       }
     }
-    if (gaveUp === 'abort') throw abortError(signal!)
+    if (first === 'abort') throw abortError(signal!)
     throw await this.#lockedError(id)
   }
 
