@@ -103,11 +103,24 @@ describe('entry points', () => {
   })
 
   it('the web-server example guards itself and records its port', async () => {
-    const first = spawn(process.execPath, [path.join(ROOT, 'examples/web-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] })
+    // The example as shipped, but for a lock of its own: its fixed name would
+    // meet a copy of it (or of this test) running elsewhere as this user.
+    const project = tmpDir()
+    fs.mkdirSync(path.join(project, 'node_modules'))
+    fs.symlinkSync(ROOT, path.join(project, 'node_modules', 'instance-lock'))
+    const example = path.join(project, 'web-server.mjs')
+    const source = fs.readFileSync(path.join(ROOT, 'examples/web-server.mjs'), 'utf8')
+    expect(source).toContain("singleInstance('web-example')")
+    fs.writeFileSync(example, source.replace("singleInstance('web-example')", `singleInstance(${JSON.stringify(uniqueName('web'))})`))
+    const first = spawn(process.execPath, [example], { stdio: ['ignore', 'pipe', 'inherit'] })
     try {
-      const line = await new Promise<string>((resolve) => readline.createInterface({ input: first.stdout }).once('line', resolve))
+      // Its first line, or an error if it exits first.
+      const line = await new Promise<string>((resolve, reject) => {
+        readline.createInterface({ input: first.stdout }).once('line', resolve)
+        first.once('exit', (code) => reject(new Error(`the example exited with ${code} before listening`)))
+      })
       const port = Number(/localhost:(\d+)/.exec(line)![1])
-      const second = node([path.join(ROOT, 'examples/web-server.mjs')])
+      const second = node([example])
       expect(second.status).toBe(1)
       expect(second.stderr).toContain(`as pid ${first.pid}`)
       expect(second.stderr).toContain(`port=${port}`)
