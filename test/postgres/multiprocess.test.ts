@@ -4,20 +4,20 @@ import { adminOf, Host, servers, uniqueName } from './helpers.js'
 // Each "host" is a process of its own with its own connection
 // (fixtures/holder.cjs); readiness and results come over IPC.
 
-async function hosts(url: string, n: number, options: Record<string, unknown> = {}): Promise<Host[]> {
-  const hs = Array.from({ length: n }, () => new Host(url, options))
-  await Promise.all(hs.map((h) => h.event('ready')))
-  return hs
-}
-
 describe.each(servers)('postgres locks across processes ($name server)', (server) => {
   const db = adminOf(server.url)
-  const { started } = db
+
+  /** `n` host processes on this server, ready; killed after the test even if one never gets ready. */
+  async function hosts(n: number, options: Record<string, unknown> = {}): Promise<Host[]> {
+    const hs = Array.from({ length: n }, () => new Host(server.url, options))
+    db.started.push(...hs)
+    await Promise.all(hs.map((h) => h.event('ready')))
+    return hs
+  }
 
   it('8 processes racing for one lock: exactly one wins, round after round', async () => {
     const name = uniqueName('race')
-    const hs = await hosts(server.url, 8)
-    started.push(...hs)
+    const hs = await hosts(8)
     const fences: bigint[] = []
     for (let round = 0; round < 5; round++) {
       const replies = await Promise.all(hs.map((h) => h.ask('try', { name })))
@@ -33,8 +33,7 @@ describe.each(servers)('postgres locks across processes ($name server)', (server
 
   it('SIGKILL of the holder: a waiting process holds the lock promptly', async () => {
     const name = uniqueName('kill')
-    const [a, b] = await hosts(server.url, 2)
-    started.push(a!, b!)
+    const [a, b] = await hosts(2)
     const ra = await a!.ask('try', { name })
     expect(ra.ok).toBe(true)
     // Kill once b waits on the server (its request shows in pg_locks, not granted).
@@ -61,8 +60,7 @@ describe.each(servers)('postgres locks across processes ($name server)', (server
 
   it('pg_terminate_backend of the holder: its signal aborts with ELOCKLOST, another acquires with a greater fence', async () => {
     const name = uniqueName('term')
-    const [a, b] = await hosts(server.url, 2)
-    started.push(a!, b!)
+    const [a, b] = await hosts(2)
     const ra = await a!.ask('try', { name })
     expect(ra.ok).toBe(true)
     const st = (await b!.ask('inspect', { name })).status as { holder: { backendPid: number } }
@@ -79,15 +77,13 @@ describe.each(servers)('postgres locks across processes ($name server)', (server
 
   it('stop asks the verified holder to exit; with force it ends the session of a holder that stays', async () => {
     const name = uniqueName('stop')
-    const [a, s] = await hosts(server.url, 2)
-    started.push(a!, s!)
+    const [a, s] = await hosts(2)
     expect((await a!.ask('try', { name, options: { data: { role: 'a' } } })).ok).toBe(true)
     const r = await s!.ask('stop', { name, options: { timeout: 10_000 } })
     expect(r.result).toMatchObject({ stopped: true, pid: a!.child.pid, forced: false, holder: { pid: a!.child.pid, name, scope: 'cluster' } })
     expect((await a!.exited).signal).toBe('SIGTERM')
 
-    const [stubborn] = await hosts(server.url, 1, { ignoreTerm: true })
-    started.push(stubborn!)
+    const [stubborn] = await hosts(1, { ignoreTerm: true })
     expect((await stubborn!.ask('try', { name })).ok).toBe(true)
     const forced = await s!.ask('stop', { name, options: { timeout: 500, force: true } })
     expect(forced.result).toMatchObject({ stopped: true, pid: stubborn!.child.pid, forced: true })
@@ -100,15 +96,13 @@ describe.each(servers)('postgres locks across processes ($name server)', (server
 
   it('singleInstance: a second instance exits with a message naming the holder; a lost lock exits 1', async () => {
     const name = uniqueName('guard')
-    const [a, b] = await hosts(server.url, 2)
-    started.push(a!, b!)
+    const [a, b] = await hosts(2)
     const ra = await a!.ask('guard', { name })
     expect(ra.ok).toBe(true)
     b!.ask('guard', { name }).catch(() => {})
     expect((await b!.exited).code).toBe(1)
     await expect(b!.ask('guard', { name, options: { onLocked: 'throw' } })).rejects.toThrow()
-    const [t] = await hosts(server.url, 1)
-    started.push(t!)
+    const [t] = await hosts(1)
     expect(await t!.ask('guard', { name, options: { onLocked: 'throw' } })).toMatchObject({ ok: false, code: 'ELOCKED' })
     // replace: the holder is asked to exit, and the newcomer takes over.
     const rr = await t!.ask('guard', { name, options: { onLocked: 'replace', timeout: 5000 } })
